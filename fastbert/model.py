@@ -1,7 +1,8 @@
 """The BERT / RoBERTa encoder and its MLM head on fastbert's fused layout.
 
-GEMMs go through torch (cuBLAS on the GPU); everything else is an op of the chosen backend
-(``fastbert.ops``): the PyTorch references, or the fused Triton kernels.
+Every step is an op of the chosen backend (``fastbert.ops``): the PyTorch references, or the fused
+Triton kernels (with cuBLAS for GEMMs over many rows). A linear op carries what follows it in BERT
+(bias, GELU, residual, LayerNorm), so each line below is one fused launch on the GPU.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from safetensors.torch import save_file
 
 from .config import BertConfig
 from .errors import CheckpointError
+from .graphs import GraphRunner
 from .hub import CheckpointSource
 from .inputs import check_inputs
 from .ops import BACKENDS
@@ -34,13 +37,41 @@ class FastBertOutput:
     pooler_output: torch.Tensor | None = None   # [B, H] where the checkpoint has a pooler
 
 
+class Linear(nn.Module):
+    """Parameters only: every tensor comes from a checkpoint, so nothing is initialized (and building
+    the model on the meta device costs nothing)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+
+
+class Table(nn.Module):
+    def __init__(self, rows: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(rows, dim))
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(dim))
+        self.bias = nn.Parameter(torch.empty(dim))
+        self.eps = eps
+
+
+def norm_args(norm: LayerNorm) -> tuple:
+    return norm.weight, norm.bias, norm.eps
+
+
 class Embeddings(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.word_embeddings = Table(config.vocab_size, config.hidden_size)
+        self.position_embeddings = Table(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = Table(config.type_vocab_size, config.hidden_size)
+        self.norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
         self.padding_idx = config.pad_token_id if config.is_roberta else None
 
     def forward(self, input_ids, token_type_ids, ops):                          # [B, S] -> [B, S, H]
@@ -54,33 +85,31 @@ class EncoderLayer(nn.Module):
         super().__init__()
         hidden, intermediate, eps = config.hidden_size, config.intermediate_size, config.layer_norm_eps
         self.num_heads = config.num_attention_heads
-        self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.attn_out = nn.Linear(hidden, hidden)
-        self.attn_norm = nn.LayerNorm(hidden, eps=eps)
-        self.ffn_up = nn.Linear(hidden, intermediate)
-        self.ffn_down = nn.Linear(intermediate, hidden)
-        self.ffn_norm = nn.LayerNorm(hidden, eps=eps)
+        self.qkv = Linear(hidden, 3 * hidden)
+        self.attn_out = Linear(hidden, hidden)
+        self.attn_norm = LayerNorm(hidden, eps)
+        self.ffn_up = Linear(hidden, intermediate)
+        self.ffn_down = Linear(intermediate, hidden)
+        self.ffn_norm = LayerNorm(hidden, eps)
 
     def forward(self, x, key_mask, ops):                                         # x: [B, S, H]
-        context = ops.attention(F.linear(x, self.qkv.weight, self.qkv.bias), key_mask, self.num_heads)  # [B, S, H]
-        x = ops.layer_norm(F.linear(context, self.attn_out.weight), self.attn_norm.weight, self.attn_norm.bias,
-                           self.attn_norm.eps, residual=x, x_bias=self.attn_out.bias)
-        hidden = ops.bias_gelu(F.linear(x, self.ffn_up.weight), self.ffn_up.bias)                   # [B, S, I]
-        return ops.layer_norm(F.linear(hidden, self.ffn_down.weight), self.ffn_norm.weight, self.ffn_norm.bias,
-                              self.ffn_norm.eps, residual=x, x_bias=self.ffn_down.bias)
+        qkv = ops.linear(x, self.qkv.weight, self.qkv.bias)                        # [B, S, 3H]
+        context = ops.attention(qkv, key_mask, self.num_heads)                     # [B, S, H]
+        x = ops.linear(context, self.attn_out.weight, self.attn_out.bias, residual=x, norm=norm_args(self.attn_norm))
+        hidden = ops.linear(x, self.ffn_up.weight, self.ffn_up.bias, gelu=True)   # [B, S, I]
+        return ops.linear(hidden, self.ffn_down.weight, self.ffn_down.bias, residual=x, norm=norm_args(self.ffn_norm))
 
 
 class MLMHead(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.transform = nn.Linear(config.hidden_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.transform = Linear(config.hidden_size, config.hidden_size)
+        self.norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
+        self.decoder = Linear(config.hidden_size, config.vocab_size)
 
     def forward(self, x, ops):                                                   # [..., H] -> [..., V]
-        h = ops.bias_gelu(F.linear(x, self.transform.weight), self.transform.bias)
-        h = ops.layer_norm(h, self.norm.weight, self.norm.bias, self.norm.eps)
-        return F.linear(h, self.decoder.weight, self.decoder.bias)
+        h = ops.linear(x, self.transform.weight, self.transform.bias, gelu=True, norm=norm_args(self.norm))
+        return ops.linear(h, self.decoder.weight, self.decoder.bias)
 
 
 class FastBert(nn.Module):
@@ -89,9 +118,11 @@ class FastBert(nn.Module):
         self.config = config
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
-        self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if pooler else None
+        self.pooler = Linear(config.hidden_size, config.hidden_size) if pooler else None
         self.mlm = MLMHead(config) if mlm_head else None
         self.backend = backend
+        self.use_cuda_graphs = False  # from_pretrained turns it on for CUDA models
+        self._graph_runner = None
 
     @property
     def backend(self) -> str:
@@ -117,6 +148,11 @@ class FastBert(nn.Module):
         the MLM head runs only there and ``logits`` is [N, V] for its N true positions, in row-major order."""
         input_ids, attention_mask, token_type_ids, logits_at = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, logits_at)
+        if self.use_cuda_graphs and self.device.type == "cuda":
+            ids, mask, types, at = (t.numpy(force=True) if t is not None else None
+                                    for t in (input_ids, attention_mask, token_type_ids, logits_at))
+            logits_rows = np.flatnonzero(at) if at is not None else None
+            return FastBertOutput(*self.graph_runner(ids, mask, types, logits_rows))
         device = self.device
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -140,6 +176,32 @@ class FastBert(nn.Module):
             logits = self.mlm(selected, ops)
         return x, logits, pooled
 
+    # ---- CUDA graphs ------------------------------------------------------------------------------------------
+
+    @property
+    def graph_runner(self) -> GraphRunner:
+        if self._graph_runner is None:
+            self._graph_runner = GraphRunner(self)
+        return self._graph_runner
+
+    @torch.inference_mode()
+    def warmup(self, batch_sizes=(1,), seq_lens=None, masks_per_sequence: int = 1) -> None:
+        """Capture the CUDA graphs of these batch sizes x sequence lengths (default: every sequence bucket)
+        ahead of the first call; fill-mask calls with ``masks_per_sequence`` masks then replay them."""
+        if not (self.use_cuda_graphs and self.device.type == "cuda"):
+            return
+        runner = self.graph_runner
+        keys = {runner.key(b, s, b * masks_per_sequence) for b in batch_sizes for s in (seq_lens or runner.seq_buckets)}
+        runner.warmup(sorted(keys))
+
+    def graph_memory_bytes(self) -> int:
+        """GPU memory held by the captured graphs' shared pool."""
+        return self._graph_runner.memory_bytes() if self._graph_runner is not None else 0
+
+    def reset_graphs(self) -> None:
+        """Drop every captured graph (after changing the model's weights, device or dtype)."""
+        self._graph_runner = None
+
     # ---- loading and saving -------------------------------------------------------------------------------
 
     @classmethod
@@ -157,6 +219,7 @@ class FastBert(nn.Module):
         config = BertConfig.from_json(source.config_path)
         model = cls.from_state(config, load_state(source, config), device=device, dtype=dtype, backend=backend)
         model.name_or_path = source.name
+        model.use_cuda_graphs = device.type == "cuda"
         return model
 
     @classmethod

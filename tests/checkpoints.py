@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -41,3 +43,45 @@ def minilm_dir() -> Path | None:
     if spec is None or spec.origin is None:
         return None
     return Path(spec.origin).parent / "model"
+
+
+# A corpus for a small byte-level BPE vocabulary: enough merges that common words are single tokens.
+BPE_CORPUS = [
+    "Paris is the capital of France.", "The quick brown fox jumps over the lazy dog.",
+    "I can't believe it's not butter!", "She sells sea shells by the sea shore.",
+    "Hello world, hello there.", "The capital of Italy is Rome, and the capital of Spain is Madrid.",
+] * 4
+
+
+def save_bert_with_minilm_tokenizer(directory: Path) -> Path:
+    """A tiny random BertForMaskedLM over MiniLM's real uncased WordPiece vocabulary, with its tokenizer files."""
+    directory = save_hf_checkpoint(directory, "BertForMaskedLM", dict(TINY_BERT, vocab_size=30522))
+    for filename in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(minilm_dir() / filename, directory / filename)
+    return directory
+
+
+def save_roberta_with_bpe_tokenizer(directory: Path) -> Path:
+    """A tiny random RobertaForMaskedLM with a byte-level BPE tokenizer trained here, saved the way RoBERTa's is:
+    vocab.json, merges.txt, tokenizer.json, and ``<mask>`` stripping the space before it (as roberta-base does)."""
+    import transformers
+    from tokenizers import AddedToken, ByteLevelBPETokenizer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(BPE_CORPUS, vocab_size=400, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
+    bpe.save_model(str(directory))
+    mask = dict(content="<mask>", lstrip=True, rstrip=False, normalized=False, single_word=False)
+    tokenizer = transformers.RobertaTokenizer.from_pretrained(directory, mask_token=AddedToken(**mask, special=True))
+    tokenizer.save_pretrained(directory)
+    # what older transformers wrote, and what keeps <mask>'s lstrip when tokenizer.json is absent
+    (directory / "special_tokens_map.json").write_text(json.dumps({"mask_token": mask}))
+    save_hf_checkpoint(directory, "RobertaForMaskedLM", dict(TINY_ROBERTA, vocab_size=bpe.get_vocab_size()))
+    return directory
+
+
+def copy_checkpoint_without(src: Path, dst: Path, *filenames: str) -> Path:
+    """A copy of checkpoint directory ``src`` lacking ``filenames`` (say, tokenizer.json, to test the fallbacks)."""
+    return Path(shutil.copytree(src, dst, ignore=lambda _, names: [n for n in names if n in filenames]))

@@ -1,31 +1,26 @@
 """Fused ops, one file each: the Triton kernel, its launcher, and the PyTorch reference beside it.
 
 A backend is the set of implementations the model calls; ``"torch"`` is the references,
-``"triton"`` the kernels (GEMMs go through torch/cuBLAS on both).
+``"triton"`` the kernels (cuBLAS for GEMMs over many rows).
 """
 
 from dataclasses import dataclass
 from typing import Callable
 
-from .attention import attention, attention_reference
-from .embeddings import embeddings, embeddings_reference
-from .gelu import bias_gelu, bias_gelu_reference
-from .layer_norm import layer_norm, layer_norm_reference
-from .softmax import softmax, softmax_reference
+from . import attention, embeddings, linear, softmax
 
 
 @dataclass(frozen=True)
 class Backend:
     name: str
     embeddings: Callable
-    layer_norm: Callable
+    linear: Callable
     attention: Callable
-    bias_gelu: Callable
     softmax: Callable
 
 
 BACKENDS = {
-    "torch": Backend("torch", embeddings_reference, layer_norm_reference, attention_reference, bias_gelu_reference,
-                     softmax_reference),
-    "triton": Backend("triton", embeddings, layer_norm, attention, bias_gelu, softmax),
+    "torch": Backend("torch", embeddings.embeddings_reference, linear.linear_reference, attention.attention_reference,
+                     softmax.softmax_reference),
+    "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention, softmax.softmax),
 }

@@ -1,0 +1,96 @@
+"""The ``fastbert`` command: ``fastbert fill-mask`` and ``fastbert convert``.
+
+Failures the user can fix (a model that cannot be found, a text without a mask) print their message
+and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .convert import convert_checkpoint
+from .errors import FastBertError
+from .pipeline import DEFAULT_MODEL, pipeline
+
+DTYPE_CHOICES = ("float16", "bfloat16", "float32")
+USAGE_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (FastBertError, ValueError) as e:
+        print(f"fastbert: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+def fill_mask(args: argparse.Namespace) -> None:
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise ValueError("no text to fill: give texts as arguments, or one per line on stdin")
+    fill = pipeline("fill-mask", model=args.model, device=args.device, dtype=args.dtype, revision=args.revision,
+                    batch_size=args.batch_size)
+    results = fill(texts, top_k=args.top_k)
+    if len(texts) == 1:
+        results = [results]  # the pipeline answers a one-text list like a single text; keep one entry per text
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False, indent=2))
+        return
+    print("\n\n".join(_table(text, result) for text, result in zip(texts, results)))
+
+
+def convert(args: argparse.Namespace) -> None:
+    print(f"wrote {convert_checkpoint(args.src, args.dst, dtype=args.dtype, revision=args.revision)}")
+
+
+def _table(text: str, result: list) -> str:
+    """The predictions for one text: under the text, one aligned table per mask, best first."""
+    per_mask = result if isinstance(result[0], list) else [result]
+    blocks = [text]
+    for number, predictions in enumerate(per_mask, 1):
+        rows = [("rank", "score", "token_str", "sequence")] + [
+            (str(rank), f"{p['score']:.4f}", p["token_str"], p["sequence"]) for rank, p in enumerate(predictions, 1)]
+        widths = [max(len(row[column]) for row in rows) for column in range(3)]
+        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3] for row in rows]
+        heading = [f"mask {number} of {len(per_mask)}:"] if len(per_mask) > 1 else []
+        blocks.append("\n".join(heading + lines))
+    return "\n".join(blocks)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastbert", description="BERT and RoBERTa encoders on fused Triton kernels.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    fill = commands.add_parser("fill-mask", help="predict the masked words of texts",
+                               description="Predict the tokens behind the mask token ([MASK] for BERT, <mask> for "
+                                           "RoBERTa) of each text.")
+    fill.add_argument("texts", nargs="*", metavar="TEXT", help="texts with mask tokens; read one per line from "
+                                                               "stdin when none is given")
+    fill.add_argument("--model", default=DEFAULT_MODEL, help=f"hub id or local checkpoint directory "
+                                                             f"(default {DEFAULT_MODEL})")
+    fill.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")
+    fill.add_argument("--device", default=None, help="cuda, cuda:1, cpu... (default cuda when available)")
+    fill.add_argument("--dtype", default=None, choices=DTYPE_CHOICES, help="default float16 on CUDA, float32 on CPU")
+    fill.add_argument("--batch-size", type=int, default=None, help="texts per forward pass (default 32 on CUDA, "
+                                                                   "8 on CPU)")
+    fill.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    fill.add_argument("--json", action="store_true", help="print JSON: one entry per text, as fastbert.pipeline "
+                                                          "returns it")
+    fill.set_defaults(run=fill_mask)
+
+    conv = commands.add_parser("convert", help="convert a Hugging Face checkpoint to a fastbert checkpoint",
+                               description="Write fastbert.safetensors, config.json and the tokenizer files to DST.")
+    conv.add_argument("src", help="hub model id or local Hugging Face checkpoint directory")
+    conv.add_argument("dst", help="directory to write the fastbert checkpoint to")
+    conv.add_argument("--dtype", default="float16", choices=DTYPE_CHOICES, help="default float16")
+    conv.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    conv.set_defaults(run=convert)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

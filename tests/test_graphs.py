@@ -1,0 +1,110 @@
+"""CUDA-graph runner: buckets, and on the GPU replay == eager, padding invariance, threads, the LRU bound."""
+
+import threading
+
+import pytest
+import torch
+
+from fastbert import FastBert, InputError
+from fastbert.graphs import batch_bucket, seq_buckets, smallest_bucket
+from tests.test_model import random_batch
+from tests.test_model_triton import REALISTIC_BERT, hf_model
+
+FP16_ATOL = 2e-2  # logits of a 4-layer fp16 model: a few fp16 ulps at magnitudes ~4
+
+
+def test_buckets():
+    assert seq_buckets(512) == [8, 16, 32, 64, 128, 256, 384, 512]
+    assert seq_buckets(40) == [8, 16, 32, 40]
+    assert seq_buckets(1024) == [8, 16, 32, 64, 128, 256, 384, 512, 768, 1024]
+    assert [smallest_bucket(n, seq_buckets(512)) for n in (1, 8, 9, 385, 512)] == [8, 8, 16, 512, 512]
+    assert [batch_bucket(n) for n in (1, 2, 3, 5, 32, 33)] == [1, 2, 4, 8, 32, 64]
+
+
+def test_warmup_is_a_no_op_without_cuda(bert_mlm_dir):
+    model = FastBert.from_pretrained(bert_mlm_dir, device="cpu")
+    model.warmup()
+    assert model.graph_memory_bytes() == 0 and model._graph_runner is None
+
+
+@pytest.fixture(scope="module")
+def gpu_model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("realistic")
+    hf_model("BertForMaskedLM", REALISTIC_BERT).save_pretrained(path)
+    return path
+
+
+def eager_and_graphed(path):
+    eager = FastBert.from_pretrained(path, device="cuda")
+    eager.use_cuda_graphs = False
+    return eager, FastBert.from_pretrained(path, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch", [1, 3])
+def test_replay_equals_eager_in_every_bucket(gpu_model_dir, batch):
+    eager, graphed = eager_and_graphed(gpu_model_dir)
+    for seq in graphed.graph_runner.seq_buckets:
+        ids, mask, types = random_batch(REALISTIC_BERT, [seq] * batch, pad_id=0, with_types=True)
+        select = torch.zeros_like(ids, dtype=torch.bool)
+        select[:, seq // 2] = True
+        want = eager(ids, attention_mask=mask, token_type_ids=types, logits_at=select)
+        got = graphed(ids, attention_mask=mask, token_type_ids=types, logits_at=select)
+        torch.testing.assert_close(got.logits, want.logits, atol=FP16_ATOL, rtol=0)
+        torch.testing.assert_close(got.last_hidden_state, want.last_hidden_state, atol=FP16_ATOL, rtol=0)
+    assert graphed.graph_memory_bytes() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("lengths", [[7], [1], [33, 20], [511, 3, 200]])
+def test_padding_into_a_bucket_changes_nothing(gpu_model_dir, lengths):
+    eager, graphed = eager_and_graphed(gpu_model_dir)
+    ids, mask, types = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=True)
+    got = graphed(ids, attention_mask=mask, token_type_ids=types)
+    assert got.logits.shape == (len(lengths), max(lengths), REALISTIC_BERT["vocab_size"])
+    for row, n in enumerate(lengths):
+        alone = eager(ids[row:row + 1, :n], token_type_ids=types[row:row + 1, :n]).logits[0]
+        torch.testing.assert_close(got.logits[row, :n], alone, atol=FP16_ATOL, rtol=0)
+
+
+@pytest.mark.gpu
+def test_calls_from_several_threads(gpu_model_dir):
+    _, graphed = eager_and_graphed(gpu_model_dir)
+    batches = [random_batch(REALISTIC_BERT, [n], pad_id=0, with_types=False)[0] for n in (5, 17, 60, 5, 130, 17)]
+    expected = [graphed(ids).logits for ids in batches]
+    results = [None] * len(batches) * 4
+
+    def work(i):
+        results[i] = graphed(batches[i % len(batches)]).logits
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, got in enumerate(results):
+        torch.testing.assert_close(got, expected[i % len(batches)], atol=0, rtol=0)
+
+
+@pytest.mark.gpu
+def test_live_graphs_are_bounded(gpu_model_dir):
+    _, graphed = eager_and_graphed(gpu_model_dir)
+    graphed.graph_runner.max_graphs = 2
+    for seq in (8, 16, 32, 64, 8):
+        graphed(torch.randint(1, 100, (1, seq)))
+    assert list(graphed.graph_runner.graphs) == [(1, 64, -1), (1, 8, -1)]
+
+
+@pytest.mark.gpu
+def test_bad_ids_on_the_gpu_leave_the_context_usable(gpu_model_dir):
+    _, graphed = eager_and_graphed(gpu_model_dir)
+    with pytest.raises(InputError, match="outside the vocabulary"):
+        graphed(torch.tensor([[5, REALISTIC_BERT["vocab_size"]]], device="cuda"))
+    assert graphed(torch.tensor([[5, 6]], device="cuda")).logits.isfinite().all()
+
+
+@pytest.mark.gpu
+def test_warmup_captures_batch_one_buckets(gpu_model_dir):
+    _, graphed = eager_and_graphed(gpu_model_dir)
+    graphed.warmup(batch_sizes=(1, 2))
+    assert len(graphed.graph_runner.graphs) == 2 * len(graphed.graph_runner.seq_buckets)

@@ -1,0 +1,83 @@
+"""The model on the Triton backend: against the torch backend (interpreter on CPU), against fp32 on the GPU."""
+
+import pytest
+import torch
+
+import fastbert.ops.linear as linear_op
+from fastbert import FastBert
+from tests.checkpoints import TINY_BERT, TINY_ROBERTA, hf_model
+from tests.conftest import DEVICE
+from tests.test_model import assert_close_on_valid, random_batch
+
+TRITON_VS_TORCH_ATOL = 2e-3  # fp32 on both sides; the kernels only reorder sums
+
+
+@pytest.mark.parametrize("fixture, config, pad", [("bert_mlm_dir", TINY_BERT, 0), ("roberta_mlm_dir", TINY_ROBERTA, 1)])
+@pytest.mark.parametrize("lengths", [[1], [7, 3], [33, 40, 9, 17]])  # 1, 14 and 160 rows: both GEMM paths
+def test_triton_matches_torch_backend_fp32(request, fixture, config, pad, lengths):
+    path = request.getfixturevalue(fixture)
+    ids, mask, types = random_batch(config, lengths, pad_id=pad, with_types=config["type_vocab_size"] > 1)
+    reference = FastBert.from_pretrained(path, device="cpu", backend="torch")(ids, attention_mask=mask,
+                                                                              token_type_ids=types)
+    model = FastBert.from_pretrained(path, device=DEVICE, dtype=torch.float32, backend="triton")
+    model.use_cuda_graphs = False
+    out = model(ids, attention_mask=mask, token_type_ids=types)
+    assert_close_on_valid(out.logits.cpu(), reference.logits, mask, TRITON_VS_TORCH_ATOL)
+    assert_close_on_valid(out.last_hidden_state.cpu(), reference.last_hidden_state, mask, TRITON_VS_TORCH_ATOL)
+
+
+def test_both_gemm_paths_agree(bert_mlm_dir, monkeypatch):
+    """The few-row fused kernel and the cuBLAS path compute the same function."""
+    ids, mask, types = random_batch(TINY_BERT, [12, 5, 9], pad_id=0, with_types=True)
+    model = FastBert.from_pretrained(bert_mlm_dir, device=DEVICE, dtype=torch.float32, backend="triton")
+    model.use_cuda_graphs = False
+    fused = model(ids, attention_mask=mask, token_type_ids=types).logits
+    monkeypatch.setattr(linear_op, "FUSED_MAX_ROWS", 0)
+    unfused = model(ids, attention_mask=mask, token_type_ids=types).logits
+    assert_close_on_valid(fused.cpu(), unfused.cpu(), mask, TRITON_VS_TORCH_ATOL)
+
+
+# ---- GPU: reduced precision against fp32, judged by transformers' own error in that precision ----------
+
+REALISTIC_BERT = dict(TINY_BERT, vocab_size=2000, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                      num_hidden_layers=4, max_position_embeddings=512, type_vocab_size=2)
+
+
+def max_error_on_valid(actual, expected, mask):
+    return (actual.float()[mask.bool()] - expected.float()[mask.bool()]).abs().max().item()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("lengths", [[8], [128], [512], [1, 33, 511], [7] * 32])
+def test_reduced_precision_error_within_3x_of_transformers(tmp_path, dtype, lengths):
+    hf = hf_model("BertForMaskedLM", REALISTIC_BERT).cuda()
+    hf.save_pretrained(tmp_path)
+    ids, mask, types = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=True)
+    gpu = [t.cuda() for t in (ids, mask, types)]
+    with torch.no_grad():
+        exact = hf(input_ids=gpu[0], attention_mask=gpu[1], token_type_ids=gpu[2]).logits
+        hf_low = hf.to(dtype)(input_ids=gpu[0], attention_mask=gpu[1], token_type_ids=gpu[2]).logits
+    model = FastBert.from_pretrained(tmp_path, device="cuda", dtype=dtype)
+    ours = model(ids, attention_mask=mask, token_type_ids=types).logits
+    hf_error = max_error_on_valid(hf_low, exact, gpu[1])
+    our_error = max_error_on_valid(ours, exact, gpu[1])
+    print(f"{dtype} {lengths}: fastbert {our_error:.3e}, transformers {hf_error:.3e}")
+    assert our_error <= 3 * hf_error
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_minilm_reduced_precision(minilm_path, dtype):
+    from transformers import BertModel
+
+    ids = torch.randint(1000, 30000, (4, 57))
+    mask = torch.ones_like(ids)
+    mask[1, 20:] = 0
+    mask[3, 3:] = 0
+    hf = BertModel.from_pretrained(minilm_path).cuda().eval()
+    with torch.no_grad():
+        exact = hf(input_ids=ids.cuda(), attention_mask=mask.cuda()).last_hidden_state
+        hf_low = hf.to(dtype)(input_ids=ids.cuda(), attention_mask=mask.cuda()).last_hidden_state
+    ours = FastBert.from_pretrained(minilm_path, device="cuda", dtype=dtype)(ids, attention_mask=mask).last_hidden_state
+    assert max_error_on_valid(ours, exact, mask.cuda()) <= 3 * max_error_on_valid(hf_low, exact, mask.cuda())
