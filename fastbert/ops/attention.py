@@ -54,9 +54,9 @@ def _attention_kernel(
         offs_n = start_n + tl.arange(0, BLOCK_N)
         in_seq = offs_n < seq_len
         key_valid = in_seq & (tl.load(mask_ptr + offs_n, mask=in_seq, other=0) != 0)
-        k = tl.load(k_ptr + offs_n[None, :] * stride_qkv_s + offs_d[:, None],
-                    mask=in_seq[None, :] & d_valid[:, None], other=0.0)
-        scores = tl.dot(q, k, input_precision=PRECISION) * scale_log2
+        k = tl.load(k_ptr + offs_n[:, None] * stride_qkv_s + offs_d[None, :],
+                    mask=in_seq[:, None] & d_valid[None, :], other=0.0)
+        scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
         scores = tl.where(key_valid[None, :], scores, float("-inf"))
         new_max = tl.maximum(row_max, tl.max(scores, axis=1))
         # rows that have seen no valid key yet keep -inf; subtract 0 there so exp2 gives 0, not NaN
@@ -75,7 +75,8 @@ def _attention_kernel(
 
 _TUNING_SPACE = [
     triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
-    for bm, bn, w, s in [(16, 32, 4, 2), (32, 32, 4, 2), (64, 32, 4, 3), (64, 64, 4, 3), (128, 64, 8, 3), (128, 32, 4, 3), (64, 128, 8, 2)]
+    for bm, bn, w, s in [(16, 32, 4, 2), (32, 32, 4, 2), (64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
+                         (128, 128, 8, 3), (64, 128, 4, 3)]
 ]
 _tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "head_dim"], cache_results=True)(_attention_kernel)
 
