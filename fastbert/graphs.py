@@ -4,6 +4,8 @@ A call pads its inputs to the smallest bucket that holds them (padding tokens ma
 rows fully masked), copies them with one host-to-device transfer into the graph's static buffer,
 replays, and returns copies of the outputs sliced back to the caller's shape. Graphs are captured
 on first use of a bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``.
+Batches larger than ``max_batch`` run eagerly: launch overhead is small beside their work, and their
+graphs would hold much memory.
 Replays run on the runner's own stream under a lock, so calls from several threads are safe.
 Host-side staging is numpy on a pinned buffer: at batch 1 the host work is a good part of latency.
 """
@@ -48,9 +50,10 @@ class CapturedGraph:
 
 
 class GraphRunner:
-    def __init__(self, model, max_graphs: int = 64):
+    def __init__(self, model, max_graphs: int = 64, max_batch: int = 64):
         self.model = model
         self.max_graphs = max_graphs
+        self.max_batch = max_batch
         self.pool = torch.cuda.graph_pool_handle()
         self.stream = torch.cuda.Stream(model.device)
         self.graphs: OrderedDict[tuple, CapturedGraph] = OrderedDict()

@@ -148,7 +148,7 @@ class FastBert(nn.Module):
         the MLM head runs only there and ``logits`` is [N, V] for its N true positions, in row-major order."""
         input_ids, attention_mask, token_type_ids, logits_at = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, logits_at)
-        if self.use_cuda_graphs and self.device.type == "cuda":
+        if self.use_cuda_graphs and self.device.type == "cuda" and len(input_ids) <= self.graph_runner.max_batch:
             ids, mask, types, at = (t.numpy(force=True) if t is not None else None
                                     for t in (input_ids, attention_mask, token_type_ids, logits_at))
             logits_rows = np.flatnonzero(at) if at is not None else None
@@ -191,7 +191,8 @@ class FastBert(nn.Module):
         if not (self.use_cuda_graphs and self.device.type == "cuda"):
             return
         runner = self.graph_runner
-        keys = {runner.key(b, s, b * masks_per_sequence) for b in batch_sizes for s in (seq_lens or runner.seq_buckets)}
+        keys = {runner.key(b, s, b * masks_per_sequence) for b in batch_sizes if b <= runner.max_batch
+                for s in (seq_lens or runner.seq_buckets)}
         runner.warmup(sorted(keys))
 
     def graph_memory_bytes(self) -> int:

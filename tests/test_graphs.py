@@ -108,3 +108,12 @@ def test_warmup_captures_batch_one_buckets(gpu_model_dir):
     _, graphed = eager_and_graphed(gpu_model_dir)
     graphed.warmup(batch_sizes=(1, 2))
     assert len(graphed.graph_runner.graphs) == 2 * len(graphed.graph_runner.seq_buckets)
+
+
+@pytest.mark.gpu
+def test_batches_past_the_largest_graph_run_eagerly(gpu_model_dir):
+    eager, graphed = eager_and_graphed(gpu_model_dir)
+    graphed.graph_runner.max_batch = 2
+    ids = torch.randint(1, 100, (3, 9))
+    torch.testing.assert_close(graphed(ids).logits, eager(ids).logits, atol=0, rtol=0)
+    assert not graphed.graph_runner.graphs

@@ -17,9 +17,7 @@ import triton
 import triton.language as tl
 
 from ..errors import InputError
-from .common import (
-    block_size, check_device, check_dtype, check_shape, dot_precision, interpreting, pdl_launch_args, use_pdl,
-)
+from .common import block_size, check_device, check_dtype, check_shape, dot_precision, interpreting
 
 
 @triton.jit
@@ -28,11 +26,8 @@ def _attention_kernel(
     seq_len, num_heads, head_dim, hidden, scale_log2,
     stride_qkv_b, stride_qkv_s, stride_out_b, stride_out_s, stride_mask_b,
     seq_bucket,  # autotune key only: tuned configs are shared by all lengths of one bucket
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, PDL: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    if PDL:  # let the next kernel launch now; wait for the QKV projection before reading it
-        tl.extra.cuda.gdc_launch_dependents()
-        tl.extra.cuda.gdc_wait()
     pid_m = tl.program_id(0)
     batch = tl.program_id(1) // num_heads
     head = tl.program_id(1) % num_heads
@@ -96,8 +91,7 @@ def attention(qkv, key_mask, num_heads):
         qkv, key_mask, out, seq_len, num_heads, head_dim, hidden, math.log2(math.e) / math.sqrt(head_dim),
         qkv.stride(0), qkv.stride(1), out.stride(0), out.stride(1), key_mask.stride(0), triton.next_power_of_2(seq_len),
     )
-    pdl = use_pdl(qkv.device)
-    meta = dict(BLOCK_D=block_size(head_dim), PRECISION=dot_precision(qkv.dtype), PDL=pdl, **pdl_launch_args(pdl))
+    meta = dict(BLOCK_D=block_size(head_dim), PRECISION=dot_precision(qkv.dtype))
     if interpreting():  # no tuning there: one fixed tile, large enough that the loop stays short
         _attention_kernel[(triton.cdiv(seq_len, 32), batch * num_heads)](*args, BLOCK_M=32, BLOCK_N=32, **meta)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
@@ -49,19 +48,3 @@ def dot_precision(dtype: torch.dtype) -> str:
     """fp32 matrix products in full precision: tf32 would cost fp32 callers three digits."""
     return "ieee" if dtype == torch.float32 else "tf32"
 
-
-@functools.cache
-def _has_pdl(device_index: int) -> bool:
-    return torch.cuda.get_device_capability(device_index)[0] >= 9
-
-
-def use_pdl(device: torch.device) -> bool:
-    """Programmatic dependent launch: on Hopper and newer, unless ``FASTBERT_PDL=0``. A kernel launched
-    so starts while its predecessor drains and waits (griddepcontrol.wait) before reading activations."""
-    if device.type != "cuda" or os.environ.get("FASTBERT_PDL", "1") == "0":
-        return False
-    return _has_pdl(device.index if device.index is not None else torch.cuda.current_device())
-
-
-def pdl_launch_args(pdl: bool) -> dict:
-    return {"launch_pdl": True} if pdl else {}
