@@ -34,7 +34,8 @@ class BertConfig:
                 f"model_type {self.model_type!r} is not supported; fastbert runs {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
         if self.hidden_act not in SUPPORTED_ACTIVATIONS:
-            raise UnsupportedModelError(f"hidden_act {self.hidden_act!r} is not supported; fastbert runs exact (erf) 'gelu'")
+            raise UnsupportedModelError(
+                f"hidden_act {self.hidden_act!r} is not supported; fastbert runs exact (erf) 'gelu'")
         if self.hidden_size % self.num_attention_heads:
             raise CheckpointError(
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"

@@ -81,7 +81,8 @@ class GraphRunner:
             hidden, logits, pooled = entry.outputs
             hidden = hidden[:batch, :seq_len].clone()
             if logits is not None:
-                logits = logits[:batch, :seq_len].clone() if key[2] == ALL_POSITIONS else logits[: len(logits_rows)].clone()
+                logits = logits[:batch, :seq_len] if key[2] == ALL_POSITIONS else logits[: len(logits_rows)]
+                logits = logits.clone()
             pooled = pooled[:batch].clone() if pooled is not None else None
             done = self.stream.record_event()
         torch.cuda.current_stream().wait_event(done)

@@ -68,7 +68,8 @@ class CheckpointSource:
                 "repository (or it is private: log in or pass token=)"
             ) from None
         except RevisionNotFoundError:
-            raise ModelNotFoundError(f"model {self.name!r} has no revision {self.revision!r} on the Hugging Face Hub") from None
+            raise ModelNotFoundError(
+                f"model {self.name!r} has no revision {self.revision!r} on the Hugging Face Hub") from None
         except LocalEntryNotFoundError:
             if filename != CONFIG_FILE:
                 return None  # offline: a file never cached is taken as absent; config.json decides availability

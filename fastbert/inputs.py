@@ -50,11 +50,13 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
     if attention_mask is not None:
         attention_mask = torch.as_tensor(attention_mask)
         if attention_mask.shape != input_ids.shape:
-            raise InputError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}")
+            raise InputError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}")
     if token_type_ids is not None:
         token_type_ids = as_index_tensor("token_type_ids", token_type_ids)
         if token_type_ids.shape != input_ids.shape:
-            raise InputError(f"token_type_ids has shape {tuple(token_type_ids.shape)}, input_ids {tuple(input_ids.shape)}")
+            raise InputError(
+                f"token_type_ids has shape {tuple(token_type_ids.shape)}, input_ids {tuple(input_ids.shape)}")
         _check_range("token_type_ids", token_type_ids, config.type_vocab_size, "token type table")
     if logits_at is not None:
         logits_at = torch.as_tensor(logits_at)

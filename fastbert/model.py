@@ -169,7 +169,9 @@ class FastBert(nn.Module):
         x = self.embeddings(input_ids, token_type_ids, ops)                     # [B, S, H]
         for layer in self.layers:
             x = layer(x, key_mask, ops)
-        pooled = torch.tanh(F.linear(x[:, 0], self.pooler.weight, self.pooler.bias)) if self.pooler is not None else None
+        pooled = None
+        if self.pooler is not None:
+            pooled = torch.tanh(F.linear(x[:, 0], self.pooler.weight, self.pooler.bias))       # [B, H]
         logits = None
         if self.mlm is not None:
             selected = x if logits_index is None else x.flatten(0, 1).index_select(0, logits_index)
@@ -229,7 +231,8 @@ class FastBert(nn.Module):
         with torch.device("meta"):
             model = cls(config, mlm_head=any(k.startswith("mlm.") for k in state), pooler="pooler.weight" in state,
                         backend=backend)
-        tensors = {name: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for name, t in state.items()}
+        tensors = {name: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
+                   for name, t in state.items()}
         if model.mlm is not None and "mlm.decoder.weight" not in tensors:
             if not config.tie_word_embeddings:
                 raise CheckpointError("the MLM head has no decoder weight and tie_word_embeddings is false")
@@ -241,7 +244,8 @@ class FastBert(nn.Module):
             raise CheckpointError(f"the checkpoint lacks {len(missing)} tensors the model needs: {shown}")
         for name, want in expected.items():
             if tensors[name].shape != want.shape:
-                raise CheckpointError(f"tensor {name} has shape {tuple(tensors[name].shape)}; the config implies {tuple(want.shape)}")
+                raise CheckpointError(
+                    f"tensor {name} has shape {tuple(tensors[name].shape)}; the config implies {tuple(want.shape)}")
         model.load_state_dict({k: tensors[k] for k in expected}, assign=True)
         return model.requires_grad_(False).eval()
 
@@ -250,7 +254,8 @@ class FastBert(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous() for k, v in self.state_dict().items()}
-        if self.mlm is not None and self.mlm.decoder.weight.data_ptr() == self.embeddings.word_embeddings.weight.data_ptr():
+        word_embeddings = self.embeddings.word_embeddings.weight
+        if self.mlm is not None and self.mlm.decoder.weight.data_ptr() == word_embeddings.data_ptr():
             del state["mlm.decoder.weight"]  # tied: safetensors holds no aliases; loading ties it again
         save_file(state, str(directory / FASTBERT_WEIGHTS), metadata={"format": "pt", "layout": "fastbert"})
         (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")

@@ -19,7 +19,8 @@ from .errors import CheckpointError
 from .hub import CheckpointSource
 
 FASTBERT_WEIGHTS = "fastbert.safetensors"
-HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                   "pytorch_model.bin.index.json")
 
 # (pattern over a Hugging Face name with its model prefix stripped, fastbert name)
 _RENAMES = [
@@ -42,7 +43,8 @@ _MODEL_PREFIX = re.compile(r"^(?:bert|roberta|xlm_roberta|camembert)\.")
 
 
 def _hf_to_fastbert_name(name: str) -> str | None:
-    name = _MODEL_PREFIX.sub("", name).replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
+    name = _MODEL_PREFIX.sub("", name)
+    name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
     for pattern, replacement in _RENAMES:
         if re.fullmatch(pattern, name):
             return re.sub(pattern, replacement, name)

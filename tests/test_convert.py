@@ -32,7 +32,8 @@ def test_converted_checkpoint_loads_without_remapping(tmp_path, bert_mlm_dir, mo
     converted = convert_checkpoint(bert_mlm_dir, tmp_path / "c", dtype="float16")
     import fastbert.weights
 
-    monkeypatch.setattr(fastbert.weights, "remap_hf_state", lambda *a: pytest.fail("a fastbert checkpoint was remapped"))
+    monkeypatch.setattr(fastbert.weights, "remap_hf_state",
+                        lambda *a: pytest.fail("a fastbert checkpoint was remapped"))
     model = FastBert.from_pretrained(converted, device="cpu")
     assert model.mlm.decoder.weight.data_ptr() == model.embeddings.word_embeddings.weight.data_ptr()
 

@@ -75,21 +75,16 @@ def test_missing_weights_file(tmp_path):
         FastBert.from_pretrained(tmp_path, device="cpu")
 
 
-def test_missing_tensor_is_named(tmp_path):
-    state = hf_model("BertForMaskedLM", TINY_BERT).state_dict()
-    del state["bert.encoder.layer.1.output.dense.weight"]
+@pytest.mark.parametrize("architecture, removed, message", [
+    ("BertForMaskedLM", "bert.encoder.layer.1.output.dense.weight", r"layers\.1\.ffn_down\.weight"),
+    ("BertModel", "encoder.layer.0.attention.self.key.bias", "layer 0 lacks its attention key bias"),
+])
+def test_missing_tensor_is_named(tmp_path, architecture, removed, message):
+    state = hf_model(architecture, TINY_BERT).state_dict()
+    del state[removed]
     save_file({k: v.clone() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
     write_config(tmp_path)
-    with pytest.raises(CheckpointError, match=r"layers\.1\.ffn_down\.weight"):
-        FastBert.from_pretrained(tmp_path, device="cpu")
-
-
-def test_missing_attention_projection_is_named(tmp_path):
-    state = hf_model("BertModel", TINY_BERT).state_dict()
-    del state["encoder.layer.0.attention.self.key.bias"]
-    save_file({k: v.clone() for k, v in state.items()}, str(tmp_path / "model.safetensors"))
-    write_config(tmp_path)
-    with pytest.raises(CheckpointError, match="layer 0 lacks its attention key bias"):
+    with pytest.raises(CheckpointError, match=message):
         FastBert.from_pretrained(tmp_path, device="cpu")
 
 

@@ -64,8 +64,9 @@ def _attention_kernel(
         acc = acc * rescale[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
         row_max = new_max
     out = acc / tl.where(row_sum == 0.0, 1.0, row_sum)[:, None]
-    out_ptrs = out_ptr + batch.to(tl.int64) * stride_out_b + offs_m[:, None] * stride_out_s + head * head_dim + offs_d[None, :]
-    tl.store(out_ptrs, out.to(out_ptr.dtype.element_ty), mask=(offs_m[:, None] < seq_len) & d_valid[None, :])
+    out_ptrs = out_ptr + batch.to(tl.int64) * stride_out_b + head * head_dim + offs_m[:, None] * stride_out_s
+    tl.store(out_ptrs + offs_d[None, :], out.to(out_ptr.dtype.element_ty),
+             mask=(offs_m[:, None] < seq_len) & d_valid[None, :])
 
 
 _TUNING_SPACE = [
@@ -73,7 +74,8 @@ _TUNING_SPACE = [
     for bm, bn, w, s in [(16, 32, 4, 2), (32, 32, 4, 2), (64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
                          (128, 128, 8, 3), (64, 128, 4, 3)]
 ]
-_tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "head_dim"], cache_results=True)(_attention_kernel)
+_tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "head_dim"],
+                                          cache_results=True)(_attention_kernel)
 
 
 def attention(qkv, key_mask, num_heads):
@@ -103,7 +105,8 @@ def attention(qkv, key_mask, num_heads):
 def attention_reference(qkv, key_mask, num_heads):
     batch, seq_len, three_hidden = qkv.shape
     hidden = three_hidden // 3
-    q, k, v = (t.view(batch, seq_len, num_heads, hidden // num_heads).transpose(1, 2) for t in qkv.split(hidden, dim=-1))
+    q, k, v = (t.view(batch, seq_len, num_heads, hidden // num_heads).transpose(1, 2)
+               for t in qkv.split(hidden, dim=-1))
     valid = key_mask.bool()[:, None, None, :]
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=valid)
     # a query with no valid key: zeros (SDPA would give NaN)

@@ -12,6 +12,7 @@ import triton
 import triton.language as tl
 
 from .common import check_device, check_shape
+from .layer_norm import normalize_row
 
 
 @triton.jit
@@ -41,12 +42,7 @@ def _embeddings_kernel(
         x += tl.load(type_ptr + type_id * hidden + cols, mask=valid, other=0.0).to(tl.float32)
     else:
         x += tl.load(type_ptr + cols, mask=valid, other=0.0).to(tl.float32)
-    mean = tl.sum(x, axis=0) / hidden
-    centered = tl.where(valid, x - mean, 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(centered * centered, axis=0) / hidden + eps)
-    weight = tl.load(weight_ptr + cols, mask=valid, other=0.0).to(tl.float32)
-    bias = tl.load(bias_ptr + cols, mask=valid, other=0.0).to(tl.float32)
-    y = centered * rstd * weight + bias
+    y = normalize_row(x, cols, valid, hidden, eps, weight_ptr, bias_ptr)
     tl.store(out_ptr + token * hidden + cols, y.to(out_ptr.dtype.element_ty), mask=valid)
 
 

@@ -16,6 +16,17 @@ from .common import check_device, check_dtype, check_shape
 
 
 @triton.jit
+def normalize_row(x, cols, valid, n_cols, eps, weight_ptr, bias_ptr):
+    """LayerNorm of one fp32 row held in registers; entries outside ``valid`` must be 0 and stay out."""
+    mean = tl.sum(x, axis=0) / n_cols
+    centered = tl.where(valid, x - mean, 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(centered * centered, axis=0) / n_cols + eps)
+    weight = tl.load(weight_ptr + cols, mask=valid, other=0.0).to(tl.float32)
+    bias = tl.load(bias_ptr + cols, mask=valid, other=0.0).to(tl.float32)
+    return centered * rstd * weight + bias
+
+
+@triton.jit
 def _layer_norm_kernel(
     x_ptr, residual_ptr, x_bias_ptr, weight_ptr, bias_ptr, out_ptr,
     n_cols, eps, stride_x, stride_residual, stride_out,
@@ -29,12 +40,7 @@ def _layer_norm_kernel(
         x += tl.load(x_bias_ptr + cols, mask=valid, other=0.0).to(tl.float32)
     if HAS_RESIDUAL:
         x += tl.load(residual_ptr + row * stride_residual + cols, mask=valid, other=0.0).to(tl.float32)
-    mean = tl.sum(x, axis=0) / n_cols
-    centered = tl.where(valid, x - mean, 0.0)
-    rstd = 1.0 / tl.sqrt(tl.sum(centered * centered, axis=0) / n_cols + eps)
-    weight = tl.load(weight_ptr + cols, mask=valid, other=0.0).to(tl.float32)
-    bias = tl.load(bias_ptr + cols, mask=valid, other=0.0).to(tl.float32)
-    y = centered * rstd * weight + bias
+    y = normalize_row(x, cols, valid, n_cols, eps, weight_ptr, bias_ptr)
     tl.store(out_ptr + row * stride_out + cols, y.to(out_ptr.dtype.element_ty), mask=valid)
 
 

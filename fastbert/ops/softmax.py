@@ -15,6 +15,15 @@ from .common import check_device, check_dtype, check_shape
 
 
 @triton.jit
+def _kept_logits(x_row, mask_row, offs, n_cols, HAS_MASK: tl.constexpr):
+    """A block of one row in fp32, -inf where masked out or past the end."""
+    keep = offs < n_cols
+    if HAS_MASK:
+        keep &= tl.load(mask_row + offs, mask=offs < n_cols, other=0) != 0
+    return tl.load(x_row + offs, mask=keep, other=float("-inf")).to(tl.float32)
+
+
+@triton.jit
 def _softmax_kernel(x_ptr, mask_ptr, out_ptr, n_cols, stride_x, stride_mask, stride_out,
                     HAS_MASK: tl.constexpr, BLOCK: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
@@ -24,11 +33,7 @@ def _softmax_kernel(x_ptr, mask_ptr, out_ptr, n_cols, stride_x, stride_mask, str
     running_max = tl.full([BLOCK], float("-inf"), tl.float32)
     running_sum = tl.zeros([BLOCK], tl.float32)
     for start in range(0, n_cols, BLOCK):
-        offs = start + cols
-        keep = offs < n_cols
-        if HAS_MASK:
-            keep &= tl.load(mask_row + offs, mask=offs < n_cols, other=0) != 0
-        x = tl.load(x_row + offs, mask=keep, other=float("-inf")).to(tl.float32)
+        x = _kept_logits(x_row, mask_row, start + cols, n_cols, HAS_MASK)
         new_max = tl.maximum(running_max, x)
         shift = tl.where(new_max == float("-inf"), 0.0, new_max)
         running_sum = running_sum * tl.exp(running_max - shift) + tl.exp(x - shift)
@@ -39,10 +44,7 @@ def _softmax_kernel(x_ptr, mask_ptr, out_ptr, n_cols, stride_x, stride_mask, str
     inv_sum = tl.where(row_sum == 0.0, 0.0, 1.0 / row_sum)
     for start in range(0, n_cols, BLOCK):
         offs = start + cols
-        keep = offs < n_cols
-        if HAS_MASK:
-            keep &= tl.load(mask_row + offs, mask=offs < n_cols, other=0) != 0
-        x = tl.load(x_row + offs, mask=keep, other=float("-inf")).to(tl.float32)
+        x = _kept_logits(x_row, mask_row, offs, n_cols, HAS_MASK)
         tl.store(out_ptr + row * stride_out + offs, (tl.exp(x - shift) * inv_sum).to(out_ptr.dtype.element_ty),
                  mask=offs < n_cols)
 
