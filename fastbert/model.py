@@ -1,8 +1,8 @@
 """The BERT / RoBERTa encoder and its MLM head on fastbert's fused layout.
 
-Every step is an op of the chosen backend (``fastbert.ops``): the PyTorch references, or the fused
-Triton kernels (with cuBLAS for GEMMs over many rows). A linear op carries what follows it in BERT
-(bias, GELU, residual, LayerNorm), so each line below is one fused launch on the GPU.
+Every step is an op of the chosen backend (``fastbert.ops``): the PyTorch references, or the Triton
+kernels with cuBLAS GEMMs. A linear op carries what follows it in BERT (bias, GELU, residual,
+LayerNorm) so that it can be fused: on the GPU each line below is one or two launches.
 """
 
 from __future__ import annotations

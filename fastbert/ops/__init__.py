@@ -1,7 +1,7 @@
 """Fused ops, one file each: the Triton kernel, its launcher, and the PyTorch reference beside it.
 
 A backend is the set of implementations the model calls; ``"torch"`` is the references,
-``"triton"`` the kernels (cuBLAS for GEMMs over many rows).
+``"triton"`` the kernels (with cuBLAS for the GEMMs).
 """
 
 from dataclasses import dataclass
