@@ -5,16 +5,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from .config import BertConfig
 from .hub import TOKENIZER_FILES, CheckpointSource
 from .model import FastBert, resolve_dtype
+from .weights import load_state
 
 
 def convert_checkpoint(src, dst, *, dtype="float16", revision=None, token=None) -> Path:
     """``src``: hub id or directory; ``dst``: directory for fastbert.safetensors, config.json, tokenizer files."""
-    dtype = resolve_dtype(dtype, device=None)
-    model = FastBert.from_pretrained(src, device="cpu", dtype=dtype, backend="torch", revision=revision, token=token)
+    source = CheckpointSource(src, revision=revision, token=token)  # resolved once: weights and tokenizer files
+    config = BertConfig.from_json(source.config_path)
+    model = FastBert.from_state(config, load_state(source, config), dtype=resolve_dtype(dtype, device=None))
     dst = model.save_pretrained(dst)
-    source = CheckpointSource(src, revision=revision, token=token)
     for filename in TOKENIZER_FILES:
         path = source.get(filename)
         if path is not None:
