@@ -46,7 +46,7 @@ def load_fastbert(checkpoint: Path, settings):
 def fastbert_runner(*, all_logits: bool = False, packed: bool | None = None):
     def make(model, batch: FillMaskBatch, settings) -> Runner:
         if packed is not None:
-            if getattr(model, "packed", None) is not None:
+            if hasattr(model, "packed"):
                 model.packed = packed
             elif packed:
                 raise NotApplicable("this fastbert has no packed (padding-free) mode")

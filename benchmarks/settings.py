@@ -33,6 +33,9 @@ class Profile:
     throughput_seqs: tuple[int, ...]
     mixed_batch: int
     mixed_lengths: tuple[int, int]          # shortest and longest text of the mixed-length batch
+    crossover_batches: tuple[int, ...]      # padded against packed at these batch sizes, longest lengths and fills
+    crossover_seqs: tuple[int, ...]
+    crossover_fills: tuple[float, ...]
     pipeline_texts: int
     pipeline_batch: int
     pipeline_passes: int
@@ -52,17 +55,20 @@ FULL = Profile(
     protocol_seqs=PROTOCOL_SEQS, max_autotune_seqs=(8, 128, 512),
     throughput_models=("bert-base-cased", "bert-large-cased", "roberta-base"), throughput_batch=32,
     throughput_seqs=(128, 512), mixed_batch=32, mixed_lengths=(8, 512),
+    crossover_batches=(4, 32), crossover_seqs=(128, 512), crossover_fills=(0.4, 0.6, 0.7, 0.8, 0.9, 1.0),
     pipeline_texts=256, pipeline_batch=32, pipeline_passes=3,
     ops_batches=(1, 32), ops_seqs=PROTOCOL_SEQS,
 )
 QUICK = replace(
     FULL, name="quick", warmup=10, iters=50, max_point_s=2.0, time_budget_s=150.0, max_autotune="off",
     protocol_seqs=(8, 128, 512), throughput_models=("bert-base-cased",), pipeline_passes=1, ops_seqs=(8, 128, 512),
+    crossover_batches=(32,), crossover_seqs=(512,), crossover_fills=(0.5, 0.8, 1.0),
 )
 CPU = replace(
     FULL, name="cpu", device="cpu", tiny=True, warmup=1, iters=3, max_point_s=2.0, time_budget_s=100.0,
     max_autotune="off", protocol_seqs=(8, 16), throughput_models=("roberta-base",), throughput_batch=2,
-    throughput_seqs=(16,), mixed_batch=4, mixed_lengths=(8, 32), pipeline_texts=8, pipeline_batch=4,
+    throughput_seqs=(16,), mixed_batch=4, mixed_lengths=(8, 32), crossover_batches=(4,), crossover_seqs=(16,),
+    crossover_fills=(0.5, 1.0), pipeline_texts=8, pipeline_batch=4,
     pipeline_passes=1, ops_batches=(1, 2), ops_seqs=(8,),
     ops_shape=dict(hidden=64, heads=2, intermediate=128, vocab=1000), ops_reps=1, ops_iters=2,
     copy_mib=16, gemm_n=256, coldstart_seq=16,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 SECTION_TITLES = {"protocol": "Batch-1 fill-mask latency", "throughput": "Throughput", "mixed": "Mixed-length batch",
+                  "crossover": "Padded or packed",
                   "coldstart": "Cold start", "pipeline": "Pipeline", "ops": "Kernels"}
 BRIEF_ERROR_CHARS = 240
 
@@ -129,6 +130,20 @@ def mixed_tables(section: dict, brief: bool) -> list[str]:
     return out
 
 
+def crossover_tables(section: dict, brief: bool) -> list[str]:
+    out = [f"{section['model']}: fastbert padded against packed (P50 ms) on batches with one row at the longest length "
+           "and the rest spread to fill the given share of the padded positions."]
+    for group in section["groups"]:
+        rows = [[f"{row['fill']:.2f}", *(cell(row["results"][name], lambda r: number(r["p50_ms"]))
+                                         for name in group["systems"]), number(row["packed_speedup"])]
+                for row in group["points"]]
+        found = group["crossover_fill"]
+        out += [f"Batch {group['batch']}, longest {group['seq']}: packed faster up to fill "
+                f"{'–' if found is None else f'{found:.2f}'}.",
+                table(["fill", *group["systems"], "padded / packed"], rows)]
+    return out
+
+
 def coldstart_tables(section: dict, brief: bool) -> list[str]:
     def seconds(r, key):
         return number(r.get(key))
@@ -168,6 +183,7 @@ def pipeline_tables(section: dict, brief: bool) -> list[str]:
 
 
 RENDERERS = {"protocol": protocol_tables, "throughput": throughput_tables, "mixed": mixed_tables,
+             "crossover": crossover_tables,
              "coldstart": coldstart_tables, "pipeline": pipeline_tables}
 
 
@@ -179,6 +195,8 @@ def section_notes(data: dict, brief: bool) -> list[str]:
         lines += notes(f"throughput {model}", comparison, brief)
     if "mixed" in data:
         lines += notes("mixed", data["mixed"], brief)
+    for group in data.get("crossover", {}).get("groups", []):
+        lines += notes(f"crossover batch {group['batch']} seq {group['seq']}", group, brief)
     return lines
 
 
@@ -216,6 +234,8 @@ def readme_block(data: dict, images: dict[str, str], report_link: str) -> str:
         parts += protocol_tables(data["protocol"], brief=True)
     if "throughput" in data and data["throughput"].get("status") != "failed":
         parts += throughput_tables(data["throughput"], brief=True)
+    if "mixed" in data and data["mixed"].get("status") != "failed":
+        parts += mixed_tables(data["mixed"], brief=True)
     parts += [f"![{SECTION_TITLES[key]}]({path})" for key, path in images.items()]
     parts.append(f"Every section, with compile times, correctness checks and what was skipped: "
                  f"[{report_link}]({report_link}).")

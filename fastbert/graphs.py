@@ -1,14 +1,15 @@
-"""CUDA-graph runner: one graph per (batch bucket, sequence bucket, logits rows), shared memory pool.
+"""CUDA-graph runner: one graph per input bucket, all sharing one memory pool.
 
-A call pads its inputs to the smallest bucket that holds them (padding tokens masked out, padded
-rows fully masked), copies them with one host-to-device transfer into the graph's static buffer,
-replays, and returns copies of the outputs sliced back to the caller's shape. Graphs are captured
-on first use of a bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``.
-Batches larger than ``max_batch`` run eagerly: launch overhead is small beside their work, and their
-graphs would hold much memory.
-Replays run on the runner's own stream under a lock, so calls from several threads are safe.
-Host-side staging is numpy on a pinned buffer: at batch 1 the host work is a good part of latency.
-"""
+Padded batches get a graph per (batch bucket, sequence bucket, logits rows); packed batches
+(``fastbert.packing``) one per (batch bucket, token-count bucket, logits rows). A call pads its
+inputs to the smallest bucket that holds them (padding tokens masked out or inert), copies them
+with one host-to-device transfer into the graph's static buffer (``fastbert.staging``), replays,
+and returns copies of the outputs in the caller's shape. Graphs are captured on first use of a
+bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``. Padded batches
+of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full rows hold,
+run eagerly: launch overhead is small beside their work, and their graphs would hold much memory.
+Replays run on the caller's stream under a lock, so calls from several threads are safe.
+Host-side staging is numpy on a pinned buffer: at batch 1 the host work is a good part of latency."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .packing import PackedBatch, token_bucket
+from .staging import ALL_POSITIONS, PACKED, PADDED, buffer_size, rows_key, stage_packed, stage_padded, views
+
 SEQ_BUCKETS = (8, 16, 32, 64, 128, 256, 384, 512)
-ALL_POSITIONS = -1  # logits key: the MLM head on every token (no logits_at)
-NO_LOGITS = 0       # logits key: no MLM head
 
 
 def seq_buckets(max_len: int) -> list[int]:
@@ -42,10 +44,11 @@ def batch_bucket(n: int) -> int:
 @dataclass
 class CapturedGraph:
     graph: torch.cuda.CUDAGraph
-    host: np.ndarray          # pinned int32 staging, as numpy: ids | mask | types | logits rows
-    pinned: torch.Tensor      # the same memory as a tensor, for the transfer
+    pinned: torch.Tensor      # pinned int32 staging buffer; ``host`` views it through numpy
+    host: dict                # named numpy views of ``pinned`` (see fastbert.staging)
     device: torch.Tensor      # the graph's input buffer, same layout
-    copied: torch.cuda.Event  # the last host->device copy out of ``pinned`` has finished
+    inputs: dict              # named views of ``device``
+    done: torch.cuda.Event    # the last call's copy in, replay and copies out have finished
     outputs: tuple            # (hidden, logits, pooled) static output tensors
 
 
@@ -55,70 +58,82 @@ class GraphRunner:
         self.max_graphs = max_graphs
         self.max_batch = max_batch
         self.pool = torch.cuda.graph_pool_handle()
-        self.stream = torch.cuda.Stream(model.device)
         self.graphs: OrderedDict[tuple, CapturedGraph] = OrderedDict()
         self.lock = threading.Lock()
         self.seq_buckets = seq_buckets(model.config.max_sequence_length)
 
+    @property
+    def max_tokens(self) -> int:
+        """The largest packed batch that replays from a graph."""
+        return self.max_batch * self.model.config.max_sequence_length
+
+    def _rows(self, logits_rows: int | None) -> int:
+        return rows_key(self.model.mlm is not None, logits_rows, batch_bucket)
+
     def key(self, batch: int, seq_len: int, logits_rows: int | None) -> tuple:
-        if self.model.mlm is None:
-            rows = NO_LOGITS
-        elif logits_rows is None:
-            rows = ALL_POSITIONS
-        else:
-            rows = batch_bucket(max(logits_rows, 1))
-        return batch_bucket(batch), smallest_bucket(seq_len, self.seq_buckets), rows
+        """The padded graph for [batch, seq_len] inputs with ``logits_rows`` MLM rows (None: every position)."""
+        return PADDED, batch_bucket(batch), smallest_bucket(seq_len, self.seq_buckets), self._rows(logits_rows)
+
+    def packed_key(self, batch: int, tokens: int, logits_rows: int | None) -> tuple:
+        return PACKED, batch_bucket(batch), token_bucket(tokens), self._rows(logits_rows)
+
+    def fits(self, batch: PackedBatch) -> bool:
+        return batch.tokens <= self.max_tokens and batch.shape[0] <= self.max_tokens
 
     def __call__(self, input_ids: np.ndarray, attention_mask, token_type_ids, logits_rows):
         """[B, S] numpy inputs (validated; mask and types may be None; ``logits_rows``: flat indices of
         the tokens that get logits, or None for all) -> (hidden, logits, pooled) on the device."""
         batch, seq_len = input_ids.shape
         key = self.key(batch, seq_len, None if logits_rows is None else len(logits_rows))
-        with self.lock, torch.cuda.stream(self.stream):
-            entry = self._graph(key)
-            self._stage(entry, key, input_ids, attention_mask, token_type_ids, logits_rows)
-            entry.graph.replay()
-            hidden, logits, pooled = entry.outputs
-            hidden = hidden[:batch, :seq_len].clone()
+
+        def stage(host):
+            stage_padded(host, input_ids, attention_mask, token_type_ids, logits_rows, self.model.config.pad_token_id)
+
+        def finish(outputs, inputs):
+            hidden, logits, pooled = outputs
             if logits is not None:
-                logits = logits[:batch, :seq_len] if key[2] == ALL_POSITIONS else logits[: len(logits_rows)]
+                logits = logits[:batch, :seq_len] if key[3] == ALL_POSITIONS else logits[: len(logits_rows)]
                 logits = logits.clone()
             pooled = pooled[:batch].clone() if pooled is not None else None
-            done = self.stream.record_event()
-        torch.cuda.current_stream().wait_event(done)
-        return hidden, logits, pooled
+            return hidden[:batch, :seq_len].clone(), logits, pooled
+
+        return self._replay(key, stage, finish)
+
+    def packed(self, batch: PackedBatch, *, return_packed: bool):
+        """A packed batch (see ``fits``) -> its outputs, unpacked as ``PackedBatch.unpack`` does."""
+        rows = None if batch.logits_rows is None else len(batch.logits_rows)
+        key = self.packed_key(batch.shape[0], batch.tokens, rows)
+
+        def stage(host):
+            stage_packed(host, batch, self.model.config.pad_token_id)
+
+        def finish(outputs, inputs):
+            return batch.unpack(*outputs, inputs["kept"][: batch.tokens], return_packed=return_packed)
+
+        return self._replay(key, stage, finish)
 
     def warmup(self, keys) -> None:
-        with self.lock, torch.cuda.stream(self.stream):
+        with self.lock:
             for key in keys:
                 self._graph(key)
-        torch.cuda.current_stream().wait_stream(self.stream)
 
     def memory_bytes(self) -> int:
         """Bytes of the graphs' shared pool (all its segments, from the allocator's snapshot)."""
         return sum(segment["total_size"] for segment in torch.cuda.memory_snapshot()
                    if tuple(segment.get("segment_pool_id", ())) == tuple(self.pool))
 
-    def _stage(self, entry, key, input_ids, attention_mask, token_type_ids, logits_rows):
-        batch_b, seq_b, rows = key
-        tokens = batch_b * seq_b
-        batch, seq_len = input_ids.shape
-        entry.copied.synchronize()  # the previous call's transfer out of the staging buffer is done
-        ids, mask, types = (entry.host[i * tokens:(i + 1) * tokens].reshape(batch_b, seq_b) for i in range(3))
-        ids.fill(self.model.config.pad_token_id)
-        ids[:batch, :seq_len] = input_ids
-        mask.fill(0)
-        mask[:batch, :seq_len] = attention_mask if attention_mask is not None else 1
-        types.fill(0)
-        if token_type_ids is not None:
-            types[:batch, :seq_len] = token_type_ids
-        if rows > 0:
-            index = entry.host[3 * tokens:]
-            index.fill(0)
-            # flat indices are into [B, S]; the graph's tokens are laid out [batch_b, seq_b]
-            index[: len(logits_rows)] = logits_rows // seq_len * seq_b + logits_rows % seq_len
-        entry.device.copy_(entry.pinned, non_blocking=True)
-        entry.copied.record()
+    def _replay(self, key, stage, finish):
+        """On the caller's stream. A graph's buffers are reused only once its last call has finished on the
+        device, whatever stream that call ran on; single-threaded, that wait is already over."""
+        with self.lock:
+            entry = self._graph(key)
+            entry.done.synchronize()
+            stage(entry.host)
+            entry.device.copy_(entry.pinned, non_blocking=True)
+            entry.graph.replay()
+            result = finish(entry.outputs, entry.inputs)
+            entry.done.record()
+        return result
 
     def _graph(self, key) -> CapturedGraph:
         entry = self.graphs.get(key)
@@ -130,26 +145,36 @@ class GraphRunner:
         entry = self.graphs[key] = self._capture(key)
         return entry
 
+    def _full_rows(self, key) -> PackedBatch:
+        """A packed batch of the key's token count in rows as long as the model allows."""
+        _, batch_b, tokens_b, _ = key
+        length = min(tokens_b, self.model.config.max_sequence_length)
+        mask = np.ones((min(batch_b, -(-tokens_b // length)), length), dtype=np.int32)
+        mask.reshape(-1)[tokens_b:] = 0
+        return PackedBatch.from_padded(np.zeros_like(mask), mask, None, None, None)
+
     def _capture(self, key) -> CapturedGraph:
-        batch_b, seq_b, rows = key
-        tokens = batch_b * seq_b
-        size = 3 * tokens + max(rows, 0)
+        size = buffer_size(key)
         pinned = torch.zeros(size, dtype=torch.int32, pin_memory=True)
         static = torch.zeros(size, dtype=torch.int32, device=self.model.device)
-        ids, mask, types = (static[i * tokens:(i + 1) * tokens].view(batch_b, seq_b) for i in range(3))
-        ids.fill_(self.model.config.pad_token_id)
-        mask.fill_(1)
-        logits_index = static[3 * tokens:] if rows > 0 else None
+        inputs = views(static, key)
+        # a valid batch to capture with: every token real, so eager warm-up runs every kernel on sane data
+        inputs["ids"].fill_(self.model.config.pad_token_id)
+        if key[0] == PADDED:
+            inputs["mask"].fill_(1)
+        else:
+            stage_packed(views(pinned.numpy(), key), self._full_rows(key), self.model.config.pad_token_id)
+            static.copy_(pinned)
 
         def forward():
-            return self.model.run(ids, mask, types, logits_index)
+            return self.model.run_inputs(inputs, key)
 
         # an eager pass first: Triton compiles and autotunes here, never inside the capture
         forward()
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
+        with torch.cuda.graph(graph, pool=self.pool):
             outputs = forward()
-        copied = torch.cuda.Event()
-        copied.record()
-        return CapturedGraph(graph, pinned.numpy(), pinned, static, copied, outputs)
+        done = torch.cuda.Event()
+        done.record()
+        return CapturedGraph(graph, pinned, views(pinned.numpy(), key), static, inputs, done, outputs)

@@ -17,13 +17,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from . import packing
 from .config import BertConfig
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
 from .hub import CheckpointSource
 from .inputs import check_inputs
 from .ops import BACKENDS
 from .ops.common import interpreting
+from .packing import PackedBatch, packing_obstacle, pays_to_pack
+from .staging import PACKED, PADDED, buffer_size, rows_key, stage_packed, views
 from .weights import FASTBERT_WEIGHTS, load_state
 
 DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
@@ -35,6 +38,7 @@ class FastBertOutput:
     last_hidden_state: torch.Tensor             # [B, S, H]
     logits: torch.Tensor | None = None          # [B, S, V]; [N, V] for the N positions of logits_at; None: no MLM head
     pooler_output: torch.Tensor | None = None   # [B, H] where the checkpoint has a pooler
+    cu_seqlens: torch.Tensor | None = None      # [B + 1] int32 token offsets of each row when return_packed
 
 
 class Linear(nn.Module):
@@ -74,10 +78,10 @@ class Embeddings(nn.Module):
         self.norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
         self.padding_idx = config.pad_token_id if config.is_roberta else None
 
-    def forward(self, input_ids, token_type_ids, ops):                          # [B, S] -> [B, S, H]
+    def forward(self, input_ids, token_type_ids, ops, position_ids=None):       # [B, S] -> [B, S, H]
         return ops.embeddings(input_ids, token_type_ids, self.word_embeddings.weight, self.position_embeddings.weight,
                               self.token_type_embeddings.weight, self.norm.weight, self.norm.bias, self.norm.eps,
-                              self.padding_idx)
+                              self.padding_idx, position_ids)
 
 
 class EncoderLayer(nn.Module):
@@ -92,9 +96,9 @@ class EncoderLayer(nn.Module):
         self.ffn_down = Linear(intermediate, hidden)
         self.ffn_norm = LayerNorm(hidden, eps)
 
-    def forward(self, x, key_mask, ops):                                         # x: [B, S, H]
+    def forward(self, x, attend, ops):             # x: [B, S, H], or [T, H] packed; attend(qkv, heads) -> context
         qkv = ops.linear(x, self.qkv.weight, self.qkv.bias)                        # [B, S, 3H]
-        context = ops.attention(qkv, key_mask, self.num_heads)                     # [B, S, H]
+        context = attend(qkv, self.num_heads)                                      # [B, S, H]
         x = ops.linear(context, self.attn_out.weight, self.attn_out.bias, residual=x, norm=norm_args(self.attn_norm))
         hidden = ops.linear(x, self.ffn_up.weight, self.ffn_up.bias, gelu=True)   # [B, S, I]
         return ops.linear(hidden, self.ffn_down.weight, self.ffn_down.bias, residual=x, norm=norm_args(self.ffn_norm))
@@ -122,6 +126,7 @@ class FastBert(nn.Module):
         self.mlm = MLMHead(config) if mlm_head else None
         self.backend = backend
         self.use_cuda_graphs = False  # from_pretrained turns it on for CUDA models
+        self.packed = None            # None: pack padded batches where it pays; True / False: always / never
         self._graph_runner = None
 
     @property
@@ -143,16 +148,27 @@ class FastBert(nn.Module):
         return self.embeddings.word_embeddings.weight.dtype
 
     @torch.inference_mode()
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, logits_at=None) -> FastBertOutput:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, logits_at=None,
+                return_packed=False) -> FastBertOutput:
         """``attention_mask``: 1 for tokens, 0 for padding. ``logits_at``: a [B, S] bool mask; when given,
-        the MLM head runs only there and ``logits`` is [N, V] for its N true positions, in row-major order."""
+        the MLM head runs only there and ``logits`` is [N, V] for its N true positions, in row-major order.
+        ``return_packed``: run packed and return [T, ...] outputs for the T tokens, with ``cu_seqlens``."""
         input_ids, attention_mask, token_type_ids, logits_at = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, logits_at)
-        if self.use_cuda_graphs and self.device.type == "cuda" and len(input_ids) <= self.graph_runner.max_batch:
+        graphs = self.use_cuda_graphs and self.device.type == "cuda"
+        # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
+        may_pack = return_packed or self.packed is True or (
+            self.packed is None and attention_mask is not None and input_ids.numel() >= packing.PACK_FROM_POSITIONS)
+        if may_pack or (graphs and len(input_ids) <= self.graph_runner.max_batch):
             ids, mask, types, at = (t.numpy(force=True) if t is not None else None
                                     for t in (input_ids, attention_mask, token_type_ids, logits_at))
-            logits_rows = np.flatnonzero(at) if at is not None else None
-            return FastBertOutput(*self.graph_runner(ids, mask, types, logits_rows))
+            if may_pack:
+                mask = mask if mask is not None else np.ones(ids.shape, dtype=np.int32)
+                if self._packs(mask, at, forced=return_packed or self.packed is True):
+                    return self._forward_packed(ids, mask, types, at, graphs=graphs, return_packed=return_packed)
+            if graphs and len(input_ids) <= self.graph_runner.max_batch:
+                logits_rows = np.flatnonzero(at) if at is not None else None
+                return FastBertOutput(*self.graph_runner(ids, mask, types, logits_rows))
         device = self.device
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -163,20 +179,64 @@ class FastBert(nn.Module):
         logits_index = logits_at.flatten().nonzero().squeeze(1).to(device) if logits_at is not None else None
         return FastBertOutput(*self.run(input_ids, key_mask, token_type_ids, logits_index))
 
+    def _packs(self, attention_mask: np.ndarray, logits_at, *, forced: bool) -> bool:
+        obstacle = packing_obstacle(attention_mask, logits_at, has_pooler=self.pooler is not None)
+        if forced and obstacle:
+            raise InputError(f"this batch cannot run packed: {obstacle}")
+        return forced or (obstacle is None and pays_to_pack(attention_mask))
+
+    def _forward_packed(self, input_ids, attention_mask, token_type_ids, logits_at, *, graphs, return_packed):
+        batch = PackedBatch.from_padded(input_ids, attention_mask, token_type_ids, logits_at,
+                                        self.embeddings.padding_idx)
+        cu_seqlens = torch.from_numpy(batch.cu_seqlens).to(self.device) if return_packed else None
+        if graphs and self.graph_runner.fits(batch):
+            return FastBertOutput(*self.graph_runner.packed(batch, return_packed=return_packed), cu_seqlens)
+        rows = len(batch.logits_rows) if batch.logits_rows is not None else None
+        key = (PACKED, len(attention_mask), batch.tokens, rows_key(self.mlm is not None, rows))
+        host = np.empty(buffer_size(key), dtype=np.int32)
+        stage_packed(views(host, key), batch, self.config.pad_token_id)
+        inputs = views(torch.from_numpy(host).to(self.device), key)
+        outputs = self.run_inputs(inputs, key)
+        return FastBertOutput(*batch.unpack(*outputs, inputs["kept"], return_packed=return_packed), cu_seqlens)
+
     def run(self, input_ids, key_mask, token_type_ids, logits_index):
-        """The forward pass on validated device tensors: (hidden states, logits, pooled output)."""
+        """The forward pass on validated [B, S] device tensors: (hidden states, logits, pooled output)."""
         ops = self.ops
         x = self.embeddings(input_ids, token_type_ids, ops)                     # [B, S, H]
+        x = self.encode(x, lambda qkv, heads: ops.attention(qkv, key_mask, heads))
+        return (x, *self.heads(x, x[:, 0], logits_index))
+
+    def run_packed(self, input_ids, token_type_ids, position_ids, cu_seqlens, first_tokens, logits_index):
+        """The forward pass on a packed batch's [T] device tensors (``fastbert.packing``): [T, H] hidden states,
+        logits ([T, V], or [N, V] at ``logits_index``), and the pooler at ``first_tokens``."""
+        ops = self.ops
+        x = self.embeddings(input_ids[None], token_type_ids[None], ops, position_ids[None])[0]         # [T, H]
+        x = self.encode(x, lambda qkv, heads: ops.attention_packed(qkv, cu_seqlens, heads))
+        return (x, *self.heads(x, x.index_select(0, first_tokens), logits_index))
+
+    def run_inputs(self, inputs: dict, key: tuple):
+        """The forward pass on the named views of a staged input buffer (``fastbert.staging``)."""
+        logits_index = inputs["rows"] if key[3] > 0 else None
+        if key[0] == PADDED:
+            return self.run(inputs["ids"], inputs["mask"], inputs["types"], logits_index)
+        return self.run_packed(inputs["ids"], inputs["types"], inputs["positions"], inputs["cu_seqlens"],
+                               inputs["first"], logits_index)
+
+    def encode(self, x, attend):
         for layer in self.layers:
-            x = layer(x, key_mask, ops)
+            x = layer(x, attend, self.ops)
+        return x
+
+    def heads(self, x, first_tokens, logits_index):
+        """(logits, pooled output) from the encoder's output ``x`` and the rows the pooler reads."""
         pooled = None
         if self.pooler is not None:
-            pooled = torch.tanh(F.linear(x[:, 0], self.pooler.weight, self.pooler.bias))       # [B, H]
+            pooled = torch.tanh(F.linear(first_tokens, self.pooler.weight, self.pooler.bias))       # [B, H]
         logits = None
         if self.mlm is not None:
-            selected = x if logits_index is None else x.flatten(0, 1).index_select(0, logits_index)
-            logits = self.mlm(selected, ops)
-        return x, logits, pooled
+            selected = x if logits_index is None else x.reshape(-1, x.shape[-1]).index_select(0, logits_index)
+            logits = self.mlm(selected, self.ops)
+        return logits, pooled
 
     # ---- CUDA graphs ------------------------------------------------------------------------------------------
 

@@ -38,9 +38,11 @@ def failures(comparison: dict) -> list[str]:
 
 def test_cpu_run_measures_every_system_of_every_section(cpu_results):
     data = json.loads(main_json(cpu_results).read_text())
-    assert {"environment", "timed", "floors", "protocol", "throughput", "mixed", "coldstart", "pipeline"} <= data.keys()
+    assert {"environment", "timed", "floors", "protocol", "throughput", "mixed", "crossover", "coldstart",
+            "pipeline"} <= data.keys()
     assert not [k for k, v in data.items() if isinstance(v, dict) and v.get("status") == "failed"]
-    comparisons = [data[k] for k in COMPARISONS] + list(data["throughput"]["models"].values())
+    comparisons = [data[k] for k in COMPARISONS] + list(data["throughput"]["models"].values()) + \
+        data["crossover"]["groups"]
     assert not [f for c in comparisons for f in failures(c)]
     for comparison in comparisons:
         reference = comparison["reference"]
@@ -51,6 +53,8 @@ def test_cpu_run_measures_every_system_of_every_section(cpu_results):
     assert all(row["results"]["fastbert"]["p90_ms"] >= row["results"]["fastbert"]["p50_ms"] > 0
                for row in protocol["points"])
     assert protocol["speedup_p90"]["hf-eager"]["mean"] > 0
+    assert data["mixed"]["points"][0]["results"]["fastbert-packed"]["status"] == "ok"
+    assert all(row["packed_speedup"] > 0 for group in data["crossover"]["groups"] for row in group["points"])
     assert all(r["status"] == "ok" for r in data["pipeline"]["systems"].values())
     assert all(data["coldstart"][label]["status"] == "ok" for label in ("empty_triton_cache", "warm_triton_cache"))
 

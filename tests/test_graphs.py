@@ -34,16 +34,18 @@ def gpu_model_dir(tmp_path_factory):
     return path
 
 
-def eager_and_graphed(path):
+def eager_and_graphed(path, packed=None):
     eager = FastBert.from_pretrained(path, device="cuda")
     eager.use_cuda_graphs = False
-    return eager, FastBert.from_pretrained(path, device="cuda")
+    graphed = FastBert.from_pretrained(path, device="cuda")
+    eager.packed = graphed.packed = packed
+    return eager, graphed
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("batch", [1, 3])
 def test_replay_equals_eager_in_every_bucket(gpu_model_dir, batch):
-    eager, graphed = eager_and_graphed(gpu_model_dir)
+    eager, graphed = eager_and_graphed(gpu_model_dir, packed=False)
     for seq in graphed.graph_runner.seq_buckets:
         ids, mask, types = random_batch(REALISTIC_BERT, [seq] * batch, pad_id=0, with_types=True)
         select = torch.zeros_like(ids, dtype=torch.bool)
@@ -57,8 +59,9 @@ def test_replay_equals_eager_in_every_bucket(gpu_model_dir, batch):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("lengths", [[7], [1], [33, 20], [511, 3, 200]])
-def test_padding_into_a_bucket_changes_nothing(gpu_model_dir, lengths):
-    eager, graphed = eager_and_graphed(gpu_model_dir)
+@pytest.mark.parametrize("packed", [False, True])
+def test_padding_into_a_bucket_changes_nothing(gpu_model_dir, lengths, packed):
+    eager, graphed = eager_and_graphed(gpu_model_dir, packed)
     ids, mask, types = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=True)
     got = graphed(ids, attention_mask=mask, token_type_ids=types)
     assert got.logits.shape == (len(lengths), max(lengths), REALISTIC_BERT["vocab_size"])
@@ -92,7 +95,7 @@ def test_live_graphs_are_bounded(gpu_model_dir):
     graphed.graph_runner.max_graphs = 2
     for seq in (8, 16, 32, 64, 8):
         graphed(torch.randint(1, 100, (1, seq)))
-    assert list(graphed.graph_runner.graphs) == [(1, 64, -1), (1, 8, -1)]
+    assert list(graphed.graph_runner.graphs) == [("padded", 1, 64, -1), ("padded", 1, 8, -1)]
 
 
 @pytest.mark.gpu
@@ -116,4 +119,56 @@ def test_batches_past_the_largest_graph_run_eagerly(gpu_model_dir):
     graphed.graph_runner.max_batch = 2
     ids = torch.randint(1, 100, (3, 9))
     torch.testing.assert_close(graphed(ids).logits, eager(ids).logits, atol=0, rtol=0)
+    assert not graphed.graph_runner.graphs
+
+
+def one_mask_per_row(mask):
+    at = torch.zeros_like(mask, dtype=torch.bool)
+    for row, n in enumerate(mask.sum(1).tolist()):
+        if n:
+            at[row, torch.randint(0, n, ()).item()] = True
+    return at
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("lengths", [[1, 7], [512, 1, 33, 511], [3, 0, 100]])
+def test_packed_replay_equals_packed_eager_and_padded(gpu_model_dir, lengths):
+    eager, graphed = eager_and_graphed(gpu_model_dir, packed=True)
+    ids, mask, types = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=True)
+    at = one_mask_per_row(mask)
+    valid = mask.cuda().bool()
+    eager.packed = False
+    padded = eager(ids, attention_mask=mask, token_type_ids=types)
+    padded_at = eager(ids, attention_mask=mask, token_type_ids=types, logits_at=at)
+    eager.packed = True
+    for model in (eager, graphed):
+        every = model(ids, attention_mask=mask, token_type_ids=types)
+        selected = model(ids, attention_mask=mask, token_type_ids=types, logits_at=at)
+        torch.testing.assert_close(every.logits[valid], padded.logits[valid], atol=FP16_ATOL, rtol=0)
+        torch.testing.assert_close(every.last_hidden_state[valid], padded.last_hidden_state[valid], atol=FP16_ATOL,
+                                   rtol=0)
+        assert (every.last_hidden_state[~valid] == 0).all() and (every.logits[~valid] == 0).all()
+        torch.testing.assert_close(selected.logits, padded_at.logits, atol=FP16_ATOL, rtol=0)
+    assert all(key[0] == "packed" for key in graphed.graph_runner.graphs)
+
+
+@pytest.mark.gpu
+def test_one_packed_graph_serves_any_split_of_its_tokens(gpu_model_dir):
+    eager, graphed = eager_and_graphed(gpu_model_dir, packed=True)
+    for lengths in ([100, 28], [64, 64], [127, 1]):
+        ids, mask, _ = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=False)
+        got = graphed(ids, attention_mask=mask).logits
+        for row, n in enumerate(lengths):
+            alone = eager(ids[row:row + 1, :n]).logits[0]
+            torch.testing.assert_close(got[row, :n], alone, atol=FP16_ATOL, rtol=0)
+    assert list(graphed.graph_runner.graphs) == [("packed", 2, 128, -1)]
+
+
+@pytest.mark.gpu
+def test_packed_batches_past_the_largest_graph_run_eagerly(gpu_model_dir):
+    eager, graphed = eager_and_graphed(gpu_model_dir, packed=True)
+    graphed.graph_runner.max_batch = 1
+    ids, mask, _ = random_batch(REALISTIC_BERT, [300, 300], pad_id=0, with_types=False)
+    torch.testing.assert_close(graphed(ids, attention_mask=mask).logits, eager(ids, attention_mask=mask).logits,
+                               atol=0, rtol=0)
     assert not graphed.graph_runner.graphs

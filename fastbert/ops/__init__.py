@@ -16,11 +16,13 @@ class Backend:
     embeddings: Callable
     linear: Callable
     attention: Callable
+    attention_packed: Callable
     softmax: Callable
 
 
 BACKENDS = {
     "torch": Backend("torch", embeddings.embeddings_reference, linear.linear_reference, attention.attention_reference,
-                     softmax.softmax_reference),
-    "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention, softmax.softmax),
+                     attention.attention_packed_reference, softmax.softmax_reference),
+    "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention, attention.attention_packed,
+                      softmax.softmax),
 }

@@ -5,6 +5,10 @@
 copy, and writes the context as [B, S, H] ready for the output projection. Online softmax with fp32
 running max and sum (flash attention); keys where ``key_mask`` is 0 are skipped, and a query
 with no valid key at all (a fully padded row) gets zeros rather than NaN.
+
+The packed form (``attention_packed``) takes [T, 3H] for the valid tokens of a batch concatenated
+row by row (``fastbert.packing``) and their sequences' offsets: each program handles PACKED_TILE
+query rows of one sequence and attends to that sequence's keys only.
 """
 
 from __future__ import annotations
@@ -21,22 +25,16 @@ from .common import block_size, check_device, check_dtype, check_shape, dot_prec
 
 
 @triton.jit
-def _attention_kernel(
-    qkv_ptr, key_mask_ptr, out_ptr,
-    seq_len, num_heads, head_dim, hidden, scale_log2,
-    stride_qkv_b, stride_qkv_s, stride_out_b, stride_out_s, stride_mask_b,
-    seq_bucket,  # autotune key only: tuned configs are shared by all lengths of one bucket
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+def _attend_rows(
+    q_ptr, key_mask_ptr, out_ptr, first_row, seq_len, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
+    HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    batch = tl.program_id(1) // num_heads
-    head = tl.program_id(1) % num_heads
-    q_ptr = qkv_ptr + batch.to(tl.int64) * stride_qkv_b + head * head_dim
+    """Query rows first_row .. first_row + BLOCK_M of one head attend to keys 0 .. seq_len of their sequence.
+    ``q_ptr`` points at the sequence's first token and the head's first Q column; K and V sit a third and
+    two thirds of the QKV row further."""
     k_ptr = q_ptr + hidden
     v_ptr = q_ptr + 2 * hidden
-    mask_ptr = key_mask_ptr + batch.to(tl.int64) * stride_mask_b
-
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_m = first_row + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     d_valid = offs_d < head_dim
     q = tl.load(q_ptr + offs_m[:, None] * stride_qkv_s + offs_d[None, :],
@@ -48,7 +46,10 @@ def _attention_kernel(
     for start_n in range(0, seq_len, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         in_seq = offs_n < seq_len
-        key_valid = in_seq & (tl.load(mask_ptr + offs_n, mask=in_seq, other=0) != 0)
+        if HAS_MASK:
+            key_valid = in_seq & (tl.load(key_mask_ptr + offs_n, mask=in_seq, other=0) != 0)
+        else:
+            key_valid = in_seq
         k = tl.load(k_ptr + offs_n[:, None] * stride_qkv_s + offs_d[None, :],
                     mask=in_seq[:, None] & d_valid[None, :], other=0.0)
         scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
@@ -64,9 +65,52 @@ def _attention_kernel(
         acc = acc * rescale[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
         row_max = new_max
     out = acc / tl.where(row_sum == 0.0, 1.0, row_sum)[:, None]
-    out_ptrs = out_ptr + batch.to(tl.int64) * stride_out_b + head * head_dim + offs_m[:, None] * stride_out_s
-    tl.store(out_ptrs + offs_d[None, :], out.to(out_ptr.dtype.element_ty),
+    tl.store(out_ptr + offs_m[:, None] * stride_out_s + offs_d[None, :], out.to(out_ptr.dtype.element_ty),
              mask=(offs_m[:, None] < seq_len) & d_valid[None, :])
+
+
+@triton.jit
+def _attention_kernel(
+    qkv_ptr, key_mask_ptr, out_ptr,
+    seq_len, num_heads, head_dim, hidden, scale_log2,
+    stride_qkv_b, stride_qkv_s, stride_out_b, stride_out_s, stride_mask_b,
+    seq_bucket,  # autotune key only: tuned configs are shared by all lengths of one bucket
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+):
+    batch = (tl.program_id(1) // num_heads).to(tl.int64)
+    head = tl.program_id(1) % num_heads
+    _attend_rows(qkv_ptr + batch * stride_qkv_b + head * head_dim, key_mask_ptr + batch * stride_mask_b,
+                 out_ptr + batch * stride_out_b + head * head_dim, tl.program_id(0) * BLOCK_M,
+                 seq_len, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
+                 HAS_MASK=True, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PRECISION=PRECISION)
+
+
+@triton.jit
+def _packed_attention_kernel(
+    qkv_ptr, cu_seqlens_ptr, out_ptr,
+    num_seqs, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
+    tokens_bucket,  # autotune key only
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_B: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    # Program t takes the t-th tile of BLOCK_M query rows, counting each sequence's tiles in turn; programs past
+    # the last tile find no sequence (length 0) and do nothing. The mapping is found here from cu_seqlens, so a
+    # graph captured for a token count serves every split of those tokens into sequences.
+    head = tl.program_id(0)
+    tile = tl.program_id(1)
+    seqs = tl.arange(0, BLOCK_B)
+    starts = tl.load(cu_seqlens_ptr + seqs, mask=seqs < num_seqs, other=0)
+    lengths = tl.load(cu_seqlens_ptr + seqs + 1, mask=seqs < num_seqs, other=0) - starts
+    tiles = (lengths + BLOCK_M - 1) // BLOCK_M
+    seq = tl.sum((tl.cumsum(tiles, 0) <= tile).to(tl.int32), 0)
+    mine = seqs == seq
+    start = tl.sum(tl.where(mine, starts, 0), 0).to(tl.int64)
+    length = tl.sum(tl.where(mine, lengths, 0), 0)
+    first_row = (tile - tl.sum(tl.where(seqs < seq, tiles, 0), 0)) * BLOCK_M
+    _attend_rows(qkv_ptr + start * stride_qkv_s + head * head_dim, cu_seqlens_ptr,
+                 out_ptr + start * stride_out_s + head * head_dim, first_row,
+                 length, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
+                 HAS_MASK=False, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PRECISION=PRECISION)
 
 
 _TUNING_SPACE = [
@@ -76,6 +120,14 @@ _TUNING_SPACE = [
 ]
 _tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "head_dim"],
                                           cache_results=True)(_attention_kernel)
+
+PACKED_TILE = 64  # query rows per program of the packed kernel
+_PACKED_TUNING_SPACE = [
+    triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=s)
+    for bn, w, s in [(32, 4, 2), (32, 4, 4), (64, 4, 3), (64, 4, 4)]
+]
+_tuned_packed_attention_kernel = triton.autotune(_PACKED_TUNING_SPACE, key=["tokens_bucket", "head_dim"],
+                                                 cache_results=True)(_packed_attention_kernel)
 
 
 def attention(qkv, key_mask, num_heads):
@@ -112,3 +164,39 @@ def attention_reference(qkv, key_mask, num_heads):
     # a query with no valid key: zeros (SDPA would give NaN)
     context = torch.where(valid.any(dim=-1, keepdim=True), context, 0.0)
     return context.transpose(1, 2).reshape(batch, seq_len, hidden)
+
+
+def attention_packed(qkv, cu_seqlens, num_heads):
+    """[T, 3H] fused projections of packed sequences -> [T, H] context. ``cu_seqlens`` [B + 1] int32: sequence b
+    is tokens cu_seqlens[b] .. cu_seqlens[b + 1]. Tokens past cu_seqlens[-1] are left unwritten."""
+    tokens, three_hidden = qkv.shape
+    hidden = three_hidden // 3
+    head_dim = hidden // num_heads
+    num_seqs = len(cu_seqlens) - 1
+    check_device(qkv, cu_seqlens)
+    check_dtype("qkv", qkv)
+    if qkv.stride(-1) != 1 or not cu_seqlens.is_contiguous() or cu_seqlens.dtype != torch.int32:
+        raise InputError("attention_packed needs qkv contiguous in its last dimension and cu_seqlens contiguous int32")
+    out = torch.empty(tokens, hidden, dtype=qkv.dtype, device=qkv.device)
+    args = (qkv, cu_seqlens, out, num_seqs, head_dim, hidden, math.log2(math.e) / math.sqrt(head_dim),
+            qkv.stride(0), out.stride(0), triton.next_power_of_2(tokens))
+    meta = dict(BLOCK_M=PACKED_TILE, BLOCK_D=block_size(head_dim), BLOCK_B=block_size(num_seqs),
+                PRECISION=dot_precision(qkv.dtype))
+    grid = (num_heads, triton.cdiv(tokens, PACKED_TILE) + num_seqs)  # each sequence ends at most one partial tile
+    if interpreting():
+        _packed_attention_kernel[grid](*args, BLOCK_N=32, **meta)
+    else:
+        _tuned_packed_attention_kernel[grid](*args, **meta)
+    return out
+
+
+def attention_packed_reference(qkv, cu_seqlens, num_heads):
+    """Block-diagonal attention over the whole [T, T]; tokens past ``cu_seqlens[-1]`` attend among themselves."""
+    tokens, three_hidden = qkv.shape
+    hidden = three_hidden // 3
+    positions = torch.arange(tokens, dtype=cu_seqlens.dtype, device=qkv.device)
+    sequence = torch.searchsorted(cu_seqlens[1:].contiguous(), positions, right=True)
+    same_sequence = sequence[:, None] == sequence[None, :]
+    q, k, v = (t.view(tokens, num_heads, hidden // num_heads).transpose(0, 1) for t in qkv.split(hidden, dim=-1))
+    context = F.scaled_dot_product_attention(q, k, v, attn_mask=same_sequence)
+    return context.transpose(0, 1).reshape(tokens, hidden)

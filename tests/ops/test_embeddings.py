@@ -35,3 +35,20 @@ def test_roberta_positions_skip_padding(dtype, seq):
     expected = embeddings_reference(ids, None, *(t.float() for t in (word, position, token_type, w, b)), 1e-5,
                                     padding_idx=pad)
     assert_matches(actual, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("padding_idx", [None, 1])
+def test_given_positions_override_both_rules(dtype, padding_idx):
+    """A packed batch is one long row whose positions restart with each sequence."""
+    word, position, token_type, w, b = tables(50, 40, 2, 96, dtype)
+    ids = torch.randint(2, 50, (1, 45), device=DEVICE)
+    positions = torch.cat([torch.arange(n, device=DEVICE) for n in (1, 7, 33, 4)]).to(torch.int32)[None]
+    types = torch.randint(0, 2, (1, 45), device=DEVICE)
+    actual = embeddings(ids, types, word, position, token_type, w, b, 1e-12, padding_idx, position_ids=positions)
+    expected = embeddings_reference(ids, types, *(t.float() for t in (word, position, token_type, w, b)), 1e-12,
+                                    padding_idx, position_ids=positions)
+    assert_matches(actual, expected, dtype)
+    alone = embeddings_reference(ids[:, 8:41], types[:, 8:41], *(t.float() for t in (word, position, token_type, w, b)),
+                                 1e-12)  # the third sequence, as BERT numbers it by itself
+    assert_matches(actual[:, 8:41], alone, dtype)

@@ -1,0 +1,114 @@
+"""Padding-free batches: the valid tokens of a padded batch, concatenated row by row.
+
+The packed encoder runs its GEMMs and LayerNorms on these T tokens only, and each token attends to
+its own row's tokens (``ops.attention_packed``). Packing is host-side numpy on the caller's [B, S]
+arrays, before anything reaches the device, so the number of tokens is known without a device sync
+and a CUDA graph captured for a token-count bucket serves any batch of that many tokens.
+
+Outputs come back as [B, S, ...] with zeros where ``attention_mask`` is 0 (the padded path computes
+those positions, as transformers does; their values carry no meaning), or packed as [T, ...] with
+the rows' token offsets when the caller asks for that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# Auto mode packs a batch of at least PACK_FROM_POSITIONS padded positions whose tokens fill at most
+# PACK_WHEN_FILLED_BELOW of them. From the crossover benchmark (bert-base fp16, H200, P50): packed won at every
+# fill up to 0.6 at 4 x 512, 32 x 128 and 32 x 512 (by 1.11x, 1.14x and 1.61x there), and up to 0.9-1.0 at batch
+# 32; at 4 x 128 it lost at fill 0.4 and won by under 10% above, so small batches stay padded.
+PACK_WHEN_FILLED_BELOW = 0.6
+PACK_FROM_POSITIONS = 2048
+
+
+def token_bucket(tokens: int) -> int:
+    """Multiples of 16 up to 128, then eight steps per doubling: a bucket wastes at most 1/8 of its tokens."""
+    step = max(16, (1 << (max(tokens, 1).bit_length() - 1)) // 8)
+    return -(-tokens // step) * step
+
+
+def packing_obstacle(attention_mask: np.ndarray, logits_at: np.ndarray | None, has_pooler: bool) -> str | None:
+    """Why this batch cannot be packed without changing an answer, or None."""
+    if logits_at is not None and np.any(logits_at & (attention_mask == 0)):
+        return "logits_at selects positions where attention_mask is 0; a packed batch does not compute those"
+    rows_with_tokens = attention_mask.any(axis=1)
+    if has_pooler and np.any(rows_with_tokens & (attention_mask[:, 0] == 0)):
+        return "the pooler reads each row's first position, which attention_mask marks as padding in some row"
+    return None
+
+
+def pays_to_pack(attention_mask: np.ndarray) -> bool:
+    """The automatic choice: pack a large batch that is largely padding."""
+    positions = attention_mask.size
+    return positions >= PACK_FROM_POSITIONS and np.count_nonzero(attention_mask) <= PACK_WHEN_FILLED_BELOW * positions
+
+
+@dataclass
+class PackedBatch:
+    shape: tuple[int, int]          # the padded batch's [B, S]
+    kept: np.ndarray                # [T] flat indices into [B * S] of the tokens (attention_mask 1), row-major
+    cu_seqlens: np.ndarray          # [B + 1] int32: row b's tokens are kept[cu_seqlens[b]:cu_seqlens[b + 1]]
+    input_ids: np.ndarray           # [T]
+    token_type_ids: np.ndarray      # [T]
+    position_ids: np.ndarray        # [T] the positions each token had in its padded row
+    logits_rows: np.ndarray | None  # packed indices of the tokens that get logits; None: all
+
+    @classmethod
+    def from_padded(cls, input_ids, attention_mask, token_type_ids, logits_at, padding_idx) -> PackedBatch:
+        """[B, S] numpy arrays (types and logits_at may be None). ``padding_idx`` set selects RoBERTa positions."""
+        batch, seq_len = input_ids.shape
+        valid = attention_mask != 0
+        kept = np.flatnonzero(valid)
+        cu_seqlens = np.zeros(batch + 1, dtype=np.int32)
+        np.cumsum(np.count_nonzero(valid, axis=1), out=cu_seqlens[1:])
+        if padding_idx is None:
+            positions = kept % seq_len
+        else:  # HF's RoBERTa rule, on the padded row: non-pad ids count up from padding_idx + 1
+            not_pad = input_ids != padding_idx
+            positions = (np.cumsum(not_pad, axis=1) * not_pad + padding_idx).reshape(-1)[kept]
+        types = token_type_ids.reshape(-1)[kept] if token_type_ids is not None else np.zeros(len(kept), np.int32)
+        logits_rows = None
+        if logits_at is not None:
+            logits_rows = np.searchsorted(kept, np.flatnonzero(logits_at))
+        return cls((batch, seq_len), kept, cu_seqlens, input_ids.reshape(-1)[kept], types, positions, logits_rows)
+
+    @property
+    def tokens(self) -> int:
+        return len(self.kept)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.cu_seqlens)
+
+    def first_tokens(self) -> np.ndarray:
+        """[B] each row's first token, where the pooler reads; 0 for a row without tokens (zeroed later)."""
+        return np.where(self.lengths > 0, self.cu_seqlens[:-1], 0)
+
+    def unpack(self, hidden, logits, pooled, kept, *, return_packed: bool) -> tuple:
+        """Device outputs of the packed forward ([>= T, ...] rows, [>= B, H] pooled) -> fresh tensors in the
+        caller's layout. ``kept`` is ``self.kept`` on the device, int64."""
+        batch, seq_len = self.shape
+        tokens = self.tokens
+        if logits is not None:
+            if self.logits_rows is not None:
+                logits = logits[: len(self.logits_rows)].clone()
+            elif return_packed:
+                logits = logits[:tokens].clone()
+            else:
+                logits = scatter_rows(logits[:tokens], kept, batch, seq_len)
+        hidden = hidden[:tokens].clone() if return_packed else scatter_rows(hidden[:tokens], kept, batch, seq_len)
+        if pooled is not None:
+            pooled = pooled[:batch].clone()
+            empty = np.flatnonzero(self.lengths == 0)
+            if len(empty):
+                pooled[torch.from_numpy(empty).to(pooled.device)] = 0
+        return hidden, logits, pooled
+
+
+def scatter_rows(rows: torch.Tensor, kept: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:
+    """[T, D] rows -> [B, S, D], zeros where no row lands. ``kept``: int64 row indices into [B * S]."""
+    return rows.new_zeros(batch * seq_len, rows.shape[-1]).index_copy_(0, kept, rows).view(batch, seq_len, -1)
