@@ -101,14 +101,13 @@ class GraphRunner:
 
     def packed(self, batch: PackedBatch, *, return_packed: bool):
         """A packed batch (see ``fits``) -> its outputs, unpacked as ``PackedBatch.unpack`` does."""
-        rows = None if batch.logits_rows is None else len(batch.logits_rows)
-        key = self.packed_key(batch.shape[0], batch.tokens, rows)
+        key = self.packed_key(batch.shape[0], batch.tokens, batch.logits_count)
 
         def stage(host):
             stage_packed(host, batch, self.model.config.pad_token_id)
 
         def finish(outputs, inputs):
-            return batch.unpack(*outputs, inputs["kept"][: batch.tokens], return_packed=return_packed)
+            return batch.unpack(outputs, inputs, return_packed=return_packed)
 
         return self._replay(key, stage, finish)
 
@@ -159,8 +158,8 @@ class GraphRunner:
         static = torch.zeros(size, dtype=torch.int32, device=self.model.device)
         inputs = views(static, key)
         # a valid batch to capture with: every token real, so eager warm-up runs every kernel on sane data
-        inputs["ids"].fill_(self.model.config.pad_token_id)
         if key[0] == PADDED:
+            inputs["ids"].fill_(self.model.config.pad_token_id)
             inputs["mask"].fill_(1)
         else:
             stage_packed(views(pinned.numpy(), key), self._full_rows(key), self.model.config.pad_token_id)

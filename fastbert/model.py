@@ -156,17 +156,18 @@ class FastBert(nn.Module):
         input_ids, attention_mask, token_type_ids, logits_at = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, logits_at)
         graphs = self.use_cuda_graphs and self.device.type == "cuda"
+        graphed = graphs and len(input_ids) <= self.graph_runner.max_batch
         # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
         may_pack = return_packed or self.packed is True or (
             self.packed is None and attention_mask is not None and input_ids.numel() >= packing.PACK_FROM_POSITIONS)
-        if may_pack or (graphs and len(input_ids) <= self.graph_runner.max_batch):
+        if may_pack or graphed:
             ids, mask, types, at = (t.numpy(force=True) if t is not None else None
                                     for t in (input_ids, attention_mask, token_type_ids, logits_at))
             if may_pack:
                 mask = mask if mask is not None else np.ones(ids.shape, dtype=np.int32)
                 if self._packs(mask, at, forced=return_packed or self.packed is True):
                     return self._forward_packed(ids, mask, types, at, graphs=graphs, return_packed=return_packed)
-            if graphs and len(input_ids) <= self.graph_runner.max_batch:
+            if graphed:
                 logits_rows = np.flatnonzero(at) if at is not None else None
                 return FastBertOutput(*self.graph_runner(ids, mask, types, logits_rows))
         device = self.device
@@ -188,16 +189,13 @@ class FastBert(nn.Module):
     def _forward_packed(self, input_ids, attention_mask, token_type_ids, logits_at, *, graphs, return_packed):
         batch = PackedBatch.from_padded(input_ids, attention_mask, token_type_ids, logits_at,
                                         self.embeddings.padding_idx)
-        cu_seqlens = torch.from_numpy(batch.cu_seqlens).to(self.device) if return_packed else None
         if graphs and self.graph_runner.fits(batch):
-            return FastBertOutput(*self.graph_runner.packed(batch, return_packed=return_packed), cu_seqlens)
-        rows = len(batch.logits_rows) if batch.logits_rows is not None else None
-        key = (PACKED, len(attention_mask), batch.tokens, rows_key(self.mlm is not None, rows))
+            return FastBertOutput(*self.graph_runner.packed(batch, return_packed=return_packed))
+        key = (PACKED, len(attention_mask), batch.tokens, rows_key(self.mlm is not None, batch.logits_count))
         host = np.empty(buffer_size(key), dtype=np.int32)
         stage_packed(views(host, key), batch, self.config.pad_token_id)
         inputs = views(torch.from_numpy(host).to(self.device), key)
-        outputs = self.run_inputs(inputs, key)
-        return FastBertOutput(*batch.unpack(*outputs, inputs["kept"], return_packed=return_packed), cu_seqlens)
+        return FastBertOutput(*batch.unpack(self.run_inputs(inputs, key), inputs, return_packed=return_packed))
 
     def run(self, input_ids, key_mask, token_type_ids, logits_index):
         """The forward pass on validated [B, S] device tensors: (hidden states, logits, pooled output)."""

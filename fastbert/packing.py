@@ -35,8 +35,7 @@ def packing_obstacle(attention_mask: np.ndarray, logits_at: np.ndarray | None, h
     """Why this batch cannot be packed without changing an answer, or None."""
     if logits_at is not None and np.any(logits_at & (attention_mask == 0)):
         return "logits_at selects positions where attention_mask is 0; a packed batch does not compute those"
-    rows_with_tokens = attention_mask.any(axis=1)
-    if has_pooler and np.any(rows_with_tokens & (attention_mask[:, 0] == 0)):
+    if has_pooler and np.any(attention_mask.any(axis=1) & (attention_mask[:, 0] == 0)):
         return "the pooler reads each row's first position, which attention_mask marks as padding in some row"
     return None
 
@@ -81,6 +80,10 @@ class PackedBatch:
         return len(self.kept)
 
     @property
+    def logits_count(self) -> int | None:
+        return None if self.logits_rows is None else len(self.logits_rows)
+
+    @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.cu_seqlens)
 
@@ -88,14 +91,17 @@ class PackedBatch:
         """[B] each row's first token, where the pooler reads; 0 for a row without tokens (zeroed later)."""
         return np.where(self.lengths > 0, self.cu_seqlens[:-1], 0)
 
-    def unpack(self, hidden, logits, pooled, kept, *, return_packed: bool) -> tuple:
-        """Device outputs of the packed forward ([>= T, ...] rows, [>= B, H] pooled) -> fresh tensors in the
-        caller's layout. ``kept`` is ``self.kept`` on the device, int64."""
+    def unpack(self, outputs: tuple, inputs: dict, *, return_packed: bool) -> tuple:
+        """The packed forward's device outputs (hidden [>= T, H], logits, pooled [>= B, H]) and the staged inputs
+        it ran on (``fastbert.staging`` views) -> fresh (hidden, logits, pooled, cu_seqlens) in the caller's
+        layout; cu_seqlens only when ``return_packed``."""
+        hidden, logits, pooled = outputs
         batch, seq_len = self.shape
         tokens = self.tokens
+        kept = inputs["kept"][:tokens]
         if logits is not None:
             if self.logits_rows is not None:
-                logits = logits[: len(self.logits_rows)].clone()
+                logits = logits[: self.logits_count].clone()
             elif return_packed:
                 logits = logits[:tokens].clone()
             else:
@@ -106,7 +112,8 @@ class PackedBatch:
             empty = np.flatnonzero(self.lengths == 0)
             if len(empty):
                 pooled[torch.from_numpy(empty).to(pooled.device)] = 0
-        return hidden, logits, pooled
+        cu_seqlens = inputs["cu_seqlens"][: batch + 1].clone() if return_packed else None
+        return hidden, logits, pooled, cu_seqlens
 
 
 def scatter_rows(rows: torch.Tensor, kept: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:

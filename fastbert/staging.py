@@ -41,15 +41,20 @@ def fields(key: tuple) -> dict[str, tuple[int, ...]]:
 WIDE_FIELDS = ("kept",)
 
 
+def _slots(name: str, shape: tuple[int, ...]) -> int:
+    """int32 slots a field takes."""
+    return math.prod(shape) * (2 if name in WIDE_FIELDS else 1)
+
+
 def buffer_size(key: tuple) -> int:
-    return sum(math.prod(shape) * (2 if name in WIDE_FIELDS else 1) for name, shape in fields(key).items())
+    return sum(_slots(name, shape) for name, shape in fields(key).items())
 
 
 def views(buffer, key: tuple) -> dict:
     """Named views into a flat int32 buffer (numpy array or tensor) laid out for ``key``."""
     named, offset = {}, 0
     for name, shape in fields(key).items():
-        size = math.prod(shape) * (2 if name in WIDE_FIELDS else 1)
+        size = _slots(name, shape)
         view = buffer[offset:offset + size]
         if name in WIDE_FIELDS:
             view = view.view(np.int64) if isinstance(view, np.ndarray) else view.view(torch.int64)
