@@ -8,6 +8,7 @@ LayerNorm) so that it can be fused: on the GPU each line below is one or two lau
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .config import BertConfig
 from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
 from .hub import CheckpointSource
-from .inputs import check_inputs
+from .inputs import as_array, check_inputs
 from .ops import BACKENDS
 from .ops.common import interpreting
 from .packing import PackedBatch, packing_obstacle, pays_to_pack
@@ -158,10 +159,11 @@ class FastBert(nn.Module):
         graphs = self.use_cuda_graphs and self.device.type == "cuda"
         graphed = graphs and len(input_ids) <= self.graph_runner.max_batch
         # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
+        positions = math.prod(input_ids.shape)
         may_pack = return_packed or self.packed is True or (
-            self.packed is None and attention_mask is not None and input_ids.numel() >= packing.PACK_FROM_POSITIONS)
+            self.packed is None and attention_mask is not None and positions >= packing.PACK_FROM_POSITIONS)
         if may_pack or graphed:
-            ids, mask, types, at = (t.numpy(force=True) if t is not None else None
+            ids, mask, types, at = (as_array(t) if t is not None else None
                                     for t in (input_ids, attention_mask, token_type_ids, logits_at))
             if may_pack:
                 mask = mask if mask is not None else np.ones(ids.shape, dtype=np.int32)
@@ -170,15 +172,25 @@ class FastBert(nn.Module):
             if graphed:
                 logits_rows = np.flatnonzero(at) if at is not None else None
                 return FastBertOutput(*self.graph_runner(ids, mask, types, logits_rows))
+        return FastBertOutput(*self._forward_eager(input_ids, attention_mask, token_type_ids, logits_at))
+
+    def _forward_eager(self, input_ids, attention_mask, token_type_ids, logits_at):
+        """Checked inputs, numpy arrays or tensors, to the device and through ``run``."""
         device = self.device
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        key_mask = attention_mask.to(device=device, dtype=torch.int32, non_blocking=True)
-        input_ids = input_ids.to(device, non_blocking=True)
-        if token_type_ids is not None:
-            token_type_ids = token_type_ids.to(device, non_blocking=True)
-        logits_index = logits_at.flatten().nonzero().squeeze(1).to(device) if logits_at is not None else None
-        return FastBertOutput(*self.run(input_ids, key_mask, token_type_ids, logits_index))
+
+        def to_device(values, dtype=None):
+            return torch.as_tensor(values).to(device=device, dtype=dtype, non_blocking=True)
+
+        key_mask = to_device(attention_mask if attention_mask is not None else np.ones(input_ids.shape, np.int32),
+                             torch.int32)
+        if logits_at is None:
+            logits_index = None
+        elif isinstance(logits_at, np.ndarray):
+            logits_index = to_device(np.flatnonzero(logits_at))
+        else:
+            logits_index = to_device(logits_at.flatten().nonzero().squeeze(1))
+        types = to_device(token_type_ids) if token_type_ids is not None else None
+        return self.run(to_device(input_ids), key_mask, types, logits_index)
 
     def _packs(self, attention_mask: np.ndarray, logits_at, *, forced: bool) -> bool:
         obstacle = packing_obstacle(attention_mask, logits_at, has_pooler=self.pooler is not None)

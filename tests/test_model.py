@@ -100,6 +100,19 @@ def test_logits_at_selects_positions(bert_mlm_dir):
     torch.testing.assert_close(picked, full[select], rtol=0, atol=1e-5)
 
 
+def test_lists_and_numpy_arrays_answer_like_tensors(bert_mlm_dir):
+    model = FastBert.from_pretrained(bert_mlm_dir, device="cpu")
+    ids, mask, types = random_batch(TINY_BERT, [9, 4], pad_id=0, with_types=True)
+    at = torch.zeros(ids.shape, dtype=torch.bool)
+    at[0, 3] = at[1, 1] = True
+    expected = model(ids, attention_mask=mask, token_type_ids=types, logits_at=at)
+    for convert in (lambda t: t.tolist(), lambda t: t.numpy(), lambda t: t.numpy().astype("int32")):
+        out = model(convert(ids), attention_mask=convert(mask), token_type_ids=convert(types),
+                    logits_at=at.numpy())
+        torch.testing.assert_close(out.last_hidden_state, expected.last_hidden_state, rtol=0, atol=0)
+        torch.testing.assert_close(out.logits, expected.logits, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -107,6 +120,8 @@ def test_logits_at_selects_positions(bert_mlm_dir):
         (dict(input_ids=torch.tensor([[5, -1]])), "negative"),
         (dict(input_ids=torch.ones(1, 41, dtype=torch.long)), "exceeds the 40 positions"),
         (dict(input_ids=torch.ones(1, 4)), "must hold integers"),
+        (dict(input_ids=[[1.0, 2.0]]), "must hold integers"),
+        (dict(input_ids=[[1, 2], [3]]), "not a \\[batch, sequence\\] array"),
         (dict(input_ids=torch.ones(4, dtype=torch.long)), r"\[batch, sequence\]"),
         (dict(input_ids=torch.ones(1, 0, dtype=torch.long)), "empty"),
         (dict(input_ids=torch.ones(1, 4, dtype=torch.long), token_type_ids=torch.full((1, 4), 3)), "token type"),
