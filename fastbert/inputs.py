@@ -39,6 +39,8 @@ def _as_index(name: str, value, host: bool):
         values = _converted(name, value, as_array)
         if values.dtype.kind not in "iu":
             raise InputError(f"{name} must hold integers, got {values.dtype}")
+        if values.dtype not in (np.int64, np.int32):  # the index types torch and the kernels take
+            values = values.astype(np.int64)
     else:
         values = _converted(name, value, torch.as_tensor)
         if values.dtype not in INDEX_DTYPES:

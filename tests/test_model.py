@@ -106,7 +106,8 @@ def test_lists_and_numpy_arrays_answer_like_tensors(bert_mlm_dir):
     at = torch.zeros(ids.shape, dtype=torch.bool)
     at[0, 3] = at[1, 1] = True
     expected = model(ids, attention_mask=mask, token_type_ids=types, logits_at=at)
-    for convert in (lambda t: t.tolist(), lambda t: t.numpy(), lambda t: t.numpy().astype("int32")):
+    for convert in (lambda t: t.tolist(), lambda t: t.numpy(), lambda t: t.numpy().astype("int32"),
+                    lambda t: t.numpy().astype("uint16")):
         out = model(convert(ids), attention_mask=convert(mask), token_type_ids=convert(types),
                     logits_at=at.numpy())
         torch.testing.assert_close(out.last_hidden_state, expected.last_hidden_state, rtol=0, atol=0)
