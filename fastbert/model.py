@@ -181,8 +181,10 @@ class FastBert(nn.Module):
         def to_device(values, dtype=None):
             return torch.as_tensor(values).to(device=device, dtype=dtype, non_blocking=True)
 
-        key_mask = to_device(attention_mask if attention_mask is not None else np.ones(input_ids.shape, np.int32),
-                             torch.int32)
+        if attention_mask is None:
+            key_mask = torch.ones(tuple(input_ids.shape), dtype=torch.int32, device=device)
+        else:
+            key_mask = to_device(attention_mask, torch.int32)
         if logits_at is None:
             logits_index = None
         elif isinstance(logits_at, np.ndarray):
