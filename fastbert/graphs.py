@@ -2,10 +2,11 @@
 
 Padded batches get a graph per (batch bucket, sequence bucket, logits rows); packed batches
 (``fastbert.packing``) one per (batch bucket, token-count bucket, logits rows). A call pads its
-inputs to the smallest bucket that holds them (padding tokens masked out or inert), copies them
-with one host-to-device transfer into the graph's static buffer (``fastbert.staging``), replays,
-and returns copies of the outputs in the caller's shape. Graphs are captured on first use of a
-bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``. Padded batches
+inputs to the smallest bucket that holds them (padding tokens masked out or inert) into the graph's
+pinned staging buffer (``fastbert.staging``) and replays; the graph's first node copies that buffer to
+the device, so a call launches nothing before the replay. Outputs come back as copies in the caller's
+shape. Graphs are captured on first use of a bucket or by ``warmup``; the least recently used are dropped
+past ``max_graphs``. Padded batches
 of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full rows hold,
 run eagerly: launch overhead is small beside their work, and their graphs would hold much memory.
 Replays run on the caller's stream under a lock, so calls from several threads are safe.
@@ -44,11 +45,10 @@ def batch_bucket(n: int) -> int:
 @dataclass
 class CapturedGraph:
     graph: torch.cuda.CUDAGraph
-    pinned: torch.Tensor      # pinned int32 staging buffer; ``host`` views it through numpy
+    pinned: torch.Tensor      # pinned int32 staging buffer, copied to the device by the graph's first node
     host: dict                # named numpy views of ``pinned`` (see fastbert.staging)
-    device: torch.Tensor      # the graph's input buffer, same layout
-    inputs: dict              # named views of ``device``
-    done: torch.cuda.Event    # the last call's copy in, replay and copies out have finished
+    inputs: dict              # named views of the graph's device copy of ``pinned``
+    done: torch.cuda.Event    # the last call's replay (copy in included) and copies out have finished
     outputs: tuple            # (hidden, logits, pooled) static output tensors
 
 
@@ -128,7 +128,6 @@ class GraphRunner:
             entry = self._graph(key)
             entry.done.synchronize()
             stage(entry.host)
-            entry.device.copy_(entry.pinned, non_blocking=True)
             entry.graph.replay()
             result = finish(entry.outputs, entry.inputs)
             entry.done.record()
@@ -173,7 +172,8 @@ class GraphRunner:
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
+            static.copy_(pinned, non_blocking=True)  # a memcpy node: pinned memory may be read from a graph
             outputs = forward()
         done = torch.cuda.Event()
         done.record()
-        return CapturedGraph(graph, pinned, views(pinned.numpy(), key), static, inputs, done, outputs)
+        return CapturedGraph(graph, pinned, views(pinned.numpy(), key), inputs, done, outputs)

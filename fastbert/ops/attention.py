@@ -19,19 +19,72 @@ import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
+from triton.testing import do_bench_cudagraph
 
 from ..errors import InputError
 from .common import block_size, check_device, check_dtype, check_shape, dot_precision, interpreting
 
 
 @triton.jit
+def _key_span(key_mask_ptr, seq_len, HAS_MASK: tl.constexpr, KEY_SPAN: tl.constexpr, BLOCK: tl.constexpr):
+    """(first masked key, one past the last valid key) of a sequence: keys before the first are all valid, and
+    none after the second is. Without a mask, or without ``KEY_SPAN`` (a pass over the mask that short or few
+    sequences do not repay), both are ``seq_len`` and the caller tests every key against the mask."""
+    first_masked = tl.zeros([], tl.int32) + seq_len
+    end = tl.zeros([], tl.int32) + seq_len
+    if HAS_MASK and KEY_SPAN:
+        end = tl.zeros([], tl.int32)
+        for start in range(0, seq_len, BLOCK):
+            offs = start + tl.arange(0, BLOCK)
+            valid = tl.load(key_mask_ptr + offs, mask=offs < seq_len, other=0) != 0
+            first_masked = tl.minimum(first_masked, tl.min(tl.where(valid | (offs >= seq_len), seq_len, offs), 0))
+            end = tl.maximum(end, tl.max(tl.where(valid, offs + 1, 0), 0))
+    return first_masked, end
+
+
+@triton.jit
+def _attend_block(
+    q, k_ptr, v_ptr, key_mask_ptr, start_n, end, acc, row_max, row_sum, offs_d, d_valid, scale_log2, stride_qkv_s,
+    MASKED: tl.constexpr, HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """One block of keys into the running softmax. Unmasked blocks hold only valid keys: no key test, and the
+    running max is finite after them. Masked blocks test each key (``end``, then the mask)."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    rows = offs_n[:, None] * stride_qkv_s + offs_d[None, :]
+    if MASKED:
+        key_valid = offs_n < end
+        load_mask = key_valid[:, None] & d_valid[None, :]
+        if HAS_MASK:
+            key_valid &= tl.load(key_mask_ptr + offs_n, mask=key_valid, other=0) != 0
+    else:
+        load_mask = d_valid[None, :]
+    scores = tl.dot(q, tl.trans(tl.load(k_ptr + rows, mask=load_mask, other=0.0)), input_precision=PRECISION)
+    if MASKED:
+        scores = tl.where(key_valid[None, :], scores, float("-inf"))
+    # the scale is positive, so it applies after the max and folds into the exponent's multiply-add
+    new_max = tl.maximum(row_max, tl.max(scores, axis=1) * scale_log2)
+    if MASKED:  # rows that have seen no valid key yet keep -inf; subtract 0 there so exp2 gives 0, not NaN
+        shift = tl.where(new_max == float("-inf"), 0.0, new_max)
+    else:
+        shift = new_max
+    p = tl.exp2(scores * scale_log2 - shift[:, None])
+    rescale = tl.exp2(row_max - shift)
+    row_sum = row_sum * rescale + tl.sum(p, axis=1)
+    v = tl.load(v_ptr + rows, mask=load_mask, other=0.0)
+    acc = acc * rescale[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+    return acc, new_max, row_sum
+
+
+@triton.jit
 def _attend_rows(
     q_ptr, key_mask_ptr, out_ptr, first_row, seq_len, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
-    HAS_MASK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+    HAS_MASK: tl.constexpr, KEY_SPAN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
     """Query rows first_row .. first_row + BLOCK_M of one head attend to keys 0 .. seq_len of their sequence.
     ``q_ptr`` points at the sequence's first token and the head's first Q column; K and V sit a third and
-    two thirds of the QKV row further."""
+    two thirds of the QKV row further. Whole blocks of valid keys run without per-key tests; with ``KEY_SPAN``,
+    key blocks past the last valid key (a right-padded sequence's padding) are skipped."""
     k_ptr = q_ptr + hidden
     v_ptr = q_ptr + 2 * hidden
     offs_m = first_row + tl.arange(0, BLOCK_M)
@@ -39,31 +92,22 @@ def _attend_rows(
     d_valid = offs_d < head_dim
     q = tl.load(q_ptr + offs_m[:, None] * stride_qkv_s + offs_d[None, :],
                 mask=(offs_m[:, None] < seq_len) & d_valid[None, :], other=0.0)
+    first_masked, end = _key_span(key_mask_ptr, seq_len, HAS_MASK=HAS_MASK, KEY_SPAN=KEY_SPAN, BLOCK=256)
 
     row_max = tl.full([BLOCK_M], float("-inf"), tl.float32)
     row_sum = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for start_n in range(0, seq_len, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        in_seq = offs_n < seq_len
-        if HAS_MASK:
-            key_valid = in_seq & (tl.load(key_mask_ptr + offs_n, mask=in_seq, other=0) != 0)
-        else:
-            key_valid = in_seq
-        k = tl.load(k_ptr + offs_n[:, None] * stride_qkv_s + offs_d[None, :],
-                    mask=in_seq[:, None] & d_valid[None, :], other=0.0)
-        scores = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale_log2
-        scores = tl.where(key_valid[None, :], scores, float("-inf"))
-        new_max = tl.maximum(row_max, tl.max(scores, axis=1))
-        # rows that have seen no valid key yet keep -inf; subtract 0 there so exp2 gives 0, not NaN
-        shift = tl.where(new_max == float("-inf"), 0.0, new_max)
-        p = tl.exp2(scores - shift[:, None])
-        rescale = tl.exp2(row_max - shift)
-        row_sum = row_sum * rescale + tl.sum(p, axis=1)
-        v = tl.load(v_ptr + offs_n[:, None] * stride_qkv_s + offs_d[None, :],
-                    mask=in_seq[:, None] & d_valid[None, :], other=0.0)
-        acc = acc * rescale[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
-        row_max = new_max
+    unmasked_end = 0
+    if KEY_SPAN or not HAS_MASK:  # else one loop only: a second costs short sequences a pipeline start-up
+        unmasked_end = first_masked // BLOCK_N * BLOCK_N
+        for start_n in range(0, unmasked_end, BLOCK_N):
+            acc, row_max, row_sum = _attend_block(
+                q, k_ptr, v_ptr, key_mask_ptr, start_n, end, acc, row_max, row_sum, offs_d, d_valid, scale_log2,
+                stride_qkv_s, MASKED=False, HAS_MASK=HAS_MASK, BLOCK_N=BLOCK_N, PRECISION=PRECISION)
+    for start_n in range(unmasked_end, end, BLOCK_N):
+        acc, row_max, row_sum = _attend_block(
+            q, k_ptr, v_ptr, key_mask_ptr, start_n, end, acc, row_max, row_sum, offs_d, d_valid, scale_log2,
+            stride_qkv_s, MASKED=True, HAS_MASK=HAS_MASK, BLOCK_N=BLOCK_N, PRECISION=PRECISION)
     out = acc / tl.where(row_sum == 0.0, 1.0, row_sum)[:, None]
     tl.store(out_ptr + offs_m[:, None] * stride_out_s + offs_d[None, :], out.to(out_ptr.dtype.element_ty),
              mask=(offs_m[:, None] < seq_len) & d_valid[None, :])
@@ -74,15 +118,17 @@ def _attention_kernel(
     qkv_ptr, key_mask_ptr, out_ptr,
     seq_len, num_heads, head_dim, hidden, scale_log2,
     stride_qkv_b, stride_qkv_s, stride_out_b, stride_out_s, stride_mask_b,
-    seq_bucket,  # autotune key only: tuned configs are shared by all lengths of one bucket
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+    seq_bucket, batch_heads_bucket,  # autotune key only: tuned configs are shared by the shapes of one bucket
+    KEY_SPAN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     batch = (tl.program_id(1) // num_heads).to(tl.int64)
     head = tl.program_id(1) % num_heads
     _attend_rows(qkv_ptr + batch * stride_qkv_b + head * head_dim, key_mask_ptr + batch * stride_mask_b,
                  out_ptr + batch * stride_out_b + head * head_dim, tl.program_id(0) * BLOCK_M,
                  seq_len, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
-                 HAS_MASK=True, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PRECISION=PRECISION)
+                 HAS_MASK=True, KEY_SPAN=KEY_SPAN, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
+                 PRECISION=PRECISION)
 
 
 @triton.jit
@@ -110,16 +156,25 @@ def _packed_attention_kernel(
     _attend_rows(qkv_ptr + start * stride_qkv_s + head * head_dim, cu_seqlens_ptr,
                  out_ptr + start * stride_out_s + head * head_dim, first_row,
                  length, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
-                 HAS_MASK=False, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PRECISION=PRECISION)
+                 HAS_MASK=False, KEY_SPAN=False, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
+                 PRECISION=PRECISION)
 
 
+def _graph_bench(fn, quantiles):
+    """Tuning times a config in a CUDA graph, as the model runs it: triton's default (an L2 flush before each
+    run, launches timed one by one) picked tiles up to 12% slower than the best in a graph on the H200.
+    Picks are not cached on disk: one made while other processes shared the GPU would outlive them."""
+    return do_bench_cudagraph(fn, rep=10, quantiles=quantiles)
+
+
+# (BLOCK_M, BLOCK_N, warps, stages); the key span pays only with tiles long enough to skip whole blocks
+_TILES = [(16, 32, 4, 2), (32, 32, 4, 2), (64, 64, 4, 3), (128, 64, 4, 3), (64, 128, 4, 3)]
 _TUNING_SPACE = [
-    triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
-    for bm, bn, w, s in [(16, 32, 4, 2), (32, 32, 4, 2), (64, 64, 4, 3), (128, 64, 4, 3), (128, 64, 8, 3),
-                         (128, 128, 8, 3), (64, 128, 4, 3)]
+    triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "KEY_SPAN": span}, num_warps=w, num_stages=s)
+    for bm, bn, w, s in _TILES for span in ((False, True) if bm >= 64 else (False,))
 ]
-_tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "head_dim"],
-                                          cache_results=True)(_attention_kernel)
+_tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "batch_heads_bucket", "head_dim"],
+                                          do_bench=_graph_bench)(_attention_kernel)
 
 PACKED_TILE = 64  # query rows per program of the packed kernel
 _PACKED_TUNING_SPACE = [
@@ -127,11 +182,16 @@ _PACKED_TUNING_SPACE = [
     for bn, w, s in [(32, 4, 2), (32, 4, 4), (64, 4, 3), (64, 4, 4)]
 ]
 _tuned_packed_attention_kernel = triton.autotune(_PACKED_TUNING_SPACE, key=["tokens_bucket", "head_dim"],
-                                                 cache_results=True)(_packed_attention_kernel)
+                                                 do_bench=_graph_bench)(_packed_attention_kernel)
 
 
-def attention(qkv, key_mask, num_heads):
-    """[B, S, 3H] fused projections and a [B, S] key mask (nonzero = attend) -> [B, S, H] context."""
+INTERPRETER_TILE = dict(BLOCK_M=32, BLOCK_N=32, KEY_SPAN=True)  # no tuning there: loops stay short
+
+
+def attention(qkv, key_mask, num_heads, *, tile=None):
+    """[B, S, 3H] fused projections and a [B, S] key mask (nonzero = attend) -> [B, S, H] context.
+    ``tile``: a fixed kernel configuration (BLOCK_M, BLOCK_N, KEY_SPAN and optionally num_warps, num_stages)
+    instead of the tuned one; the Triton interpreter uses INTERPRETER_TILE."""
     batch, seq_len, three_hidden = qkv.shape
     hidden = three_hidden // 3
     head_dim = hidden // num_heads
@@ -144,10 +204,12 @@ def attention(qkv, key_mask, num_heads):
     args = (
         qkv, key_mask, out, seq_len, num_heads, head_dim, hidden, math.log2(math.e) / math.sqrt(head_dim),
         qkv.stride(0), qkv.stride(1), out.stride(0), out.stride(1), key_mask.stride(0), triton.next_power_of_2(seq_len),
+        triton.next_power_of_2(batch * num_heads),
     )
     meta = dict(BLOCK_D=block_size(head_dim), PRECISION=dot_precision(qkv.dtype))
-    if interpreting():  # no tuning there: one fixed tile, large enough that the loop stays short
-        _attention_kernel[(triton.cdiv(seq_len, 32), batch * num_heads)](*args, BLOCK_M=32, BLOCK_N=32, **meta)
+    tile = INTERPRETER_TILE if tile is None and interpreting() else tile
+    if tile is not None:
+        _attention_kernel[(triton.cdiv(seq_len, tile["BLOCK_M"]), batch * num_heads)](*args, **tile, **meta)
     else:
         grid = lambda cfg: (triton.cdiv(seq_len, cfg["BLOCK_M"]), batch * num_heads)  # noqa: E731
         _tuned_attention_kernel[grid](*args, **meta)

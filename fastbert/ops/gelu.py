@@ -1,7 +1,7 @@
 """Bias add and exact (erf) GELU on the FFN-up GEMM output, as BERT defines its activation.
 
-cuBLASLt's GELU epilogue is the tanh approximation, not BERT's erf GELU, so the activation stays a
-separate elementwise pass here (benchmarks/bench_ops.py measures both).
+``fastbert.ops.linear`` uses it where cuBLASLt's GELU epilogue (the tanh form) does not run: fp32, and
+the Triton interpreter; benchmarks/bench_ops.py measures both.
 """
 
 from __future__ import annotations

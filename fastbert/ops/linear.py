@@ -7,20 +7,67 @@ on an H200). Its GELU is the tanh form, within 5e-4 of the erf form BERT defines
 closer to exact fp32 GELU than GEMM + exact GELU does (max error 0.002 against 0.004), since it
 acts before the fp16 rounding; fp32 keeps the exact form. A split-K Triton GEMM with these epilogues
 fused, meant for batch-1 latency, measured slower than cuBLAS plus the epilogue kernel at every row
-count on the H200 (benchmarks/NOTES.md), so cuBLAS runs everywhere.
+count on the H200 (benchmarks/NOTES.md), so cuBLAS runs these GEMMs.
+
+One shape is an exception: a few rows into a wide output with nothing after, as the MLM decoder over the
+vocabulary at fill-mask's [MASK] rows. cuBLAS reads the weight there at a third of the memory bandwidth (19 µs
+for 1 x 768 -> 28996 on the H200); ``few_rows_linear``, one program per 128 output columns holding every row,
+takes 9 µs.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import triton
+import triton.language as tl
 
 from ..errors import InputError
-from .common import check_device, check_dtype, check_shape
+from .common import check_device, check_dtype, check_shape, dot_precision
 from .gelu import bias_gelu
 from .layer_norm import layer_norm
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
+FEW_ROWS = 16        # few_rows_linear takes at most this many rows ...
+WIDE_OUTPUT = 8192   # ... into at least this many outputs: enough programs to keep every SM reading weights
+
+
+@triton.jit
+def _few_rows_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, stride_x, stride_w, stride_out,
+                     HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                     PRECISION: tl.constexpr):
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = tl.arange(0, BLOCK_M)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+    for start in range(0, k, BLOCK_K):
+        offs_k = start + tl.arange(0, BLOCK_K)
+        x = tl.load(x_ptr + offs_m[:, None] * stride_x + offs_k[None, :],
+                    mask=(offs_m[:, None] < rows) & (offs_k[None, :] < k), other=0.0)
+        w = tl.load(weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + offs_k[None, :],
+                    mask=(offs_n[:, None] < n) & (offs_k[None, :] < k), other=0.0)
+        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + offs_n, mask=offs_n < n, other=0.0).to(tl.float32)[None, :]
+    tl.store(out_ptr + offs_m[:, None] * stride_out + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
+             mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
+
+
+def few_rows_linear(x, weight, bias=None):
+    """x @ weight^T + bias for [M, K] ``x`` of at most FEW_ROWS rows; ``bias`` may be None."""
+    rows, k = x.shape
+    n = weight.shape[0]
+    check_device(x, weight, *(() if bias is None else (bias,)))
+    if rows > FEW_ROWS:
+        raise InputError(f"few_rows_linear takes at most {FEW_ROWS} rows, got {rows}")
+    if x.stride(-1) != 1 or weight.stride(-1) != 1:
+        raise InputError("few_rows_linear needs x and weight contiguous in their last dimension")
+    out = torch.empty(rows, n, dtype=x.dtype, device=x.device)
+    block_n = 128
+    _few_rows_kernel[(triton.cdiv(n, block_n),)](
+        x, weight, bias if bias is not None else x, out, rows, n, k, x.stride(0), weight.stride(0), out.stride(0),
+        HAS_BIAS=bias is not None, BLOCK_M=FEW_ROWS, BLOCK_N=block_n, BLOCK_K=128, PRECISION=dot_precision(x.dtype),
+        num_warps=4, num_stages=3)
+    return out
 
 
 def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
@@ -39,6 +86,8 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     x2 = x.reshape(-1, k)
     residual = residual.reshape(-1, n) if residual is not None else None
     if not gelu and residual is None and norm is None:
+        if len(x2) <= FEW_ROWS and n >= WIDE_OUTPUT:
+            return few_rows_linear(x2, weight, bias).view(*lead, n)
         return F.linear(x2, weight, bias).view(*lead, n)
     if gelu and bias is not None and x.is_cuda and x.dtype in GELU_EPILOGUE_DTYPES:
         y, bias = torch._addmm_activation(bias, x2, weight.t(), use_gelu=True), None

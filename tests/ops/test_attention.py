@@ -45,6 +45,24 @@ def test_attention_head_dims(dtype, head_dim):
     assert_matches(attention(qkv, mask, 2), attention_reference(qkv.float(), mask, 2), dtype, ulps=8)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seq", [70, 300])
+@pytest.mark.parametrize("key_span", [True, False])
+@pytest.mark.parametrize("block_m, block_n", [(32, 32), (128, 64)] if HAS_CUDA else [(32, 32)])
+def test_attention_masks_of_any_pattern(dtype, seq, key_span, block_m, block_n):
+    """Whole blocks of valid keys run untested and keys past the last valid one are skipped; masks that are not
+    a run of ones then zeros (left padding, holes, one valid key at the end) must still be honoured exactly."""
+    masks = torch.ones(5, seq, dtype=torch.int32, device=DEVICE)
+    masks[0, : seq // 3] = 0                                                  # left padding
+    masks[1] = torch.randint(0, 2, (seq,), device=DEVICE)                     # holes everywhere
+    masks[2, :-1] = 0                                                         # only the last key
+    masks[3, 40:45] = 0                                                       # one hole inside the second block
+    masks[4, 65:] = 0                                                         # right padding inside a block
+    qkv = torch.randn(5, seq, 3 * 2 * 64, device=DEVICE).to(dtype)
+    tile = dict(BLOCK_M=block_m, BLOCK_N=block_n, KEY_SPAN=key_span)
+    assert_matches(attention(qkv, masks, 2, tile=tile), attention_reference(qkv.float(), masks, 2), dtype, ulps=8)
+
+
 def test_attention_reads_strided_qkv_without_copies():
     """A [B, S, 3H] view into a larger buffer (as a GEMM output slice would be) is read in place."""
     base = torch.randn(2, 9, 3 * 48 + 8, device=DEVICE)

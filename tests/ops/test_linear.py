@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from fastbert.ops.linear import linear, linear_reference
+from fastbert.errors import InputError
+from fastbert.ops.linear import FEW_ROWS, WIDE_OUTPUT, few_rows_linear, linear, linear_reference
 from tests.conftest import HAS_CUDA
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
 
@@ -55,3 +56,23 @@ def test_linear_keeps_leading_dims():
     y = linear(x.view(3, 4, 96), weight, bias, **kwargs)
     assert y.shape == (3, 4, 40)
     assert_matches(y, linear_reference(x.view(3, 4, 96), weight, bias, **kwargs), torch.float32, ulps=8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 7, FEW_ROWS, FEW_ROWS + 1])
+@pytest.mark.parametrize("k, n", [(768, 28996), (100, WIDE_OUTPUT + 37)] if HAS_CUDA else [(100, WIDE_OUTPUT + 37)])
+def test_few_rows_into_a_wide_output(dtype, rows, k, n):
+    """The MLM decoder at fill-mask's [MASK] rows: few_rows_linear up to FEW_ROWS rows, cuBLAS past them; a
+    K that is not a multiple of the kernel's block, and an N that is not one of its column tile."""
+    x, weight, bias, _ = make_args(rows, k, n, dtype, "plain")
+    expected = linear_reference(x.float(), weight.float(), bias.float())
+    assert_matches(linear(x, weight, bias), expected, dtype, ulps=8)
+    if rows <= FEW_ROWS:
+        assert_matches(few_rows_linear(x, weight, bias), expected, dtype, ulps=8)
+        assert_matches(few_rows_linear(x, weight), linear_reference(x.float(), weight.float()), dtype, ulps=8)
+
+
+def test_few_rows_linear_refuses_more_rows():
+    x, weight, bias, _ = make_args(FEW_ROWS + 1, 32, 64, torch.float32, "plain")
+    with pytest.raises(InputError, match="at most"):
+        few_rows_linear(x, weight, bias)
