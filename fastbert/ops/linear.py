@@ -86,7 +86,7 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     x2 = x.reshape(-1, k)
     residual = residual.reshape(-1, n) if residual is not None else None
     if not gelu and residual is None and norm is None:
-        if len(x2) <= FEW_ROWS and n >= WIDE_OUTPUT:
+        if len(x2) <= FEW_ROWS and n >= WIDE_OUTPUT and x2.stride(-1) == 1 and weight.stride(-1) == 1:
             return few_rows_linear(x2, weight, bias).view(*lead, n)
         return F.linear(x2, weight, bias).view(*lead, n)
     if gelu and bias is not None and x.is_cuda and x.dtype in GELU_EPILOGUE_DTYPES:

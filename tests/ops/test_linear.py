@@ -72,6 +72,13 @@ def test_few_rows_into_a_wide_output(dtype, rows, k, n):
         assert_matches(few_rows_linear(x, weight), linear_reference(x.float(), weight.float()), dtype, ulps=8)
 
 
+def test_few_rows_of_a_strided_input_take_the_cublas_path():
+    """A view whose features are not contiguous is not refused: it runs where any layout is taken."""
+    x, weight, bias, _ = make_args(3, 2 * 40, WIDE_OUTPUT, torch.float32, "plain")
+    strided, weight = x[:, ::2], weight[:, :40].contiguous()
+    assert_matches(linear(strided, weight, bias), linear_reference(strided, weight, bias), torch.float32, ulps=8)
+
+
 def test_few_rows_linear_refuses_more_rows():
     x, weight, bias, _ = make_args(FEW_ROWS + 1, 32, 64, torch.float32, "plain")
     with pytest.raises(InputError, match="at most"):
