@@ -20,7 +20,8 @@ from .layer_norm import normalize_row
 def _embeddings_kernel(
     ids_ptr, types_ptr, positions_ptr, word_ptr, position_ptr, type_ptr, weight_ptr, bias_ptr, out_ptr,
     seq_len, hidden, eps, padding_idx,
-    HAS_TYPES: tl.constexpr, HAS_POSITIONS: tl.constexpr, ROBERTA_POSITIONS: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_H: tl.constexpr,
+    HAS_TYPES: tl.constexpr, HAS_POSITIONS: tl.constexpr, ROBERTA_POSITIONS: tl.constexpr,
+    BLOCK_S: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
     token = tl.program_id(0).to(tl.int64)
     t = token % seq_len
@@ -68,7 +69,8 @@ def embeddings(input_ids, token_type_ids, word, position, token_type, weight, bi
     _embeddings_kernel[(batch * seq_len,)](
         ids, types, positions, word, position, token_type, weight, bias, out,
         seq_len, hidden, eps, padding_idx if padding_idx is not None else -1,
-        HAS_TYPES=token_type_ids is not None, HAS_POSITIONS=position_ids is not None, ROBERTA_POSITIONS=padding_idx is not None,
+        HAS_TYPES=token_type_ids is not None, HAS_POSITIONS=position_ids is not None,
+        ROBERTA_POSITIONS=padding_idx is not None,
         BLOCK_S=triton.next_power_of_2(seq_len), BLOCK_H=block_h, num_warps=min(max(block_h // 256, 1), 8),
     )
     return out
