@@ -52,6 +52,9 @@ def _as_index(name: str, value, host: bool):
 
 def _check_range(name: str, values, size: int, what: str) -> None:
     if isinstance(values, np.ndarray):  # numpy's reductions cost a microsecond where torch's cost several
+        # one reduction on the host path: read as unsigned, a negative id wraps past any table size
+        if int(values.view(f"u{values.itemsize}").max()) < size:
+            return
         low, high = int(values.min()), int(values.max())
     else:
         low, high = (v.item() for v in torch.aminmax(values))

@@ -1,5 +1,6 @@
 """The torch-backend model against transformers on CPU fp32."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,9 @@ def test_lists_and_numpy_arrays_answer_like_tensors(bert_mlm_dir):
     [
         (dict(input_ids=torch.tensor([[5, 99]])), "outside the vocabulary"),
         (dict(input_ids=torch.tensor([[5, -1]])), "negative"),
+        (dict(input_ids=np.array([[5, 99]], dtype=np.int32)), "holds 99, outside the vocabulary"),
+        (dict(input_ids=np.array([[-7, 98]], dtype=np.int32)), "holds -7: negative"),
+        (dict(input_ids=[[5, 2**40]]), "outside the vocabulary"),
         (dict(input_ids=torch.ones(1, 41, dtype=torch.long)), "exceeds the 40 positions"),
         (dict(input_ids=torch.ones(1, 4)), "must hold integers"),
         (dict(input_ids=[[1.0, 2.0]]), "must hold integers"),
