@@ -3,14 +3,13 @@
 Padded batches get a graph per (batch bucket, sequence bucket, logits rows); packed batches
 (``fastbert.packing``) one per (batch bucket, token-count bucket, logits rows). A call pads its
 inputs to the smallest bucket that holds them (padding tokens masked out or inert) into the graph's
-pinned staging buffer (``fastbert.staging``) and replays; the graph's first node copies that buffer to
-the device, so a call launches nothing before the replay. Outputs come back as copies in the caller's
-shape. Graphs are captured on first use of a bucket or by ``warmup``; the least recently used are dropped
-past ``max_graphs``. Padded batches
-of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full rows hold,
-run eagerly: launch overhead is small beside their work, and their graphs would hold much memory.
-Replays run on the caller's stream under a lock, so calls from several threads are safe.
-Host-side staging is numpy on a pinned buffer: at batch 1 the host work is a good part of latency."""
+pinned staging buffer (``fastbert.staging``, numpy: at batch 1 the host work is a good part of
+latency) and replays; the graph's first node copies that buffer to the device, so a call launches
+nothing before the replay. Outputs come back as copies in the caller's shape. Graphs are captured on
+first use of a bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``.
+Padded batches of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full
+rows hold, run eagerly: launch overhead is small beside their work, and their graphs would hold much
+memory. Replays run on the caller's stream under a lock, so calls from several threads are safe."""
 
 from __future__ import annotations
 
