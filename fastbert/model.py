@@ -97,10 +97,9 @@ class EncoderLayer(nn.Module):
         self.ffn_down = Linear(intermediate, hidden)
         self.ffn_norm = LayerNorm(hidden, eps)
 
-    def forward(self, x, attend, ops):             # x: [B, S, H], or [T, H] packed; attend(qkv, heads) -> context
+    def forward(self, x, attend, ops):  # x: [B, S, H], or [T, H] packed; attend: see FastBert.encode
         qkv = ops.linear(x, self.qkv.weight, self.qkv.bias)                        # [B, S, 3H]
-        context = attend(qkv, self.num_heads)                                      # [B, S, H]
-        x = ops.linear(context, self.attn_out.weight, self.attn_out.bias, residual=x, norm=norm_args(self.attn_norm))
+        x = attend(qkv, self.num_heads, self.attn_out.weight, self.attn_out.bias, x, norm_args(self.attn_norm))
         hidden = ops.linear(x, self.ffn_up.weight, self.ffn_up.bias, gelu=True)   # [B, S, I]
         return ops.linear(hidden, self.ffn_down.weight, self.ffn_down.bias, residual=x, norm=norm_args(self.ffn_norm))
 
@@ -215,7 +214,7 @@ class FastBert(nn.Module):
         """The forward pass on validated [B, S] device tensors: (hidden states, logits, pooled output)."""
         ops = self.ops
         x = self.embeddings(input_ids, token_type_ids, ops)                     # [B, S, H]
-        x = self.encode(x, lambda qkv, heads: ops.attention(qkv, key_mask, heads))
+        x = self.encode(x, lambda qkv, heads, *output: ops.attention_output(qkv, key_mask, heads, *output))
         return (x, *self.heads(x, x[:, 0], logits_index))
 
     def run_packed(self, input_ids, token_type_ids, position_ids, cu_seqlens, first_tokens, logits_index):
@@ -223,7 +222,8 @@ class FastBert(nn.Module):
         logits ([T, V], or [N, V] at ``logits_index``), and the pooler at ``first_tokens``."""
         ops = self.ops
         x = self.embeddings(input_ids[None], token_type_ids[None], ops, position_ids[None])[0]         # [T, H]
-        x = self.encode(x, lambda qkv, heads: ops.attention_packed(qkv, cu_seqlens, heads))
+        x = self.encode(x, lambda qkv, heads, weight, bias, residual, norm: ops.linear(
+            ops.attention_packed(qkv, cu_seqlens, heads), weight, bias, residual=residual, norm=norm))
         return (x, *self.heads(x, x.index_select(0, first_tokens), logits_index))
 
     def run_inputs(self, inputs: dict, key: tuple):
@@ -235,6 +235,8 @@ class FastBert(nn.Module):
                                inputs["first"], logits_index)
 
     def encode(self, x, attend):
+        """The encoder layers on embeddings ``x``. ``attend(qkv, heads, weight, bias, residual, norm)`` is each
+        layer's attention sublayer after its QKV projection: LayerNorm(attention @ weight^T + bias + residual)."""
         for layer in self.layers:
             x = layer(x, attend, self.ops)
         return x

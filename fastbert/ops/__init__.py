@@ -7,7 +7,7 @@ A backend is the set of implementations the model calls; ``"torch"`` is the refe
 from dataclasses import dataclass
 from typing import Callable
 
-from . import attention, embeddings, linear, softmax
+from . import attention, attention_output, embeddings, linear, softmax
 
 
 @dataclass(frozen=True)
@@ -17,12 +17,14 @@ class Backend:
     linear: Callable
     attention: Callable
     attention_packed: Callable
+    attention_output: Callable
     softmax: Callable
 
 
 BACKENDS = {
     "torch": Backend("torch", embeddings.embeddings_reference, linear.linear_reference, attention.attention_reference,
-                     attention.attention_packed_reference, softmax.softmax_reference),
+                     attention.attention_packed_reference, attention_output.attention_output_reference,
+                     softmax.softmax_reference),
     "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention, attention.attention_packed,
-                      softmax.softmax),
+                      attention_output.attention_output, softmax.softmax),
 }

@@ -76,15 +76,16 @@ def _attend_block(
 
 
 @triton.jit
-def _attend_rows(
-    q_ptr, key_mask_ptr, out_ptr, first_row, seq_len, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
+def context_rows(
+    q_ptr, key_mask_ptr, first_row, seq_len, head_dim, hidden, scale_log2, stride_qkv_s,
     HAS_MASK: tl.constexpr, KEY_SPAN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
 ):
-    """Query rows first_row .. first_row + BLOCK_M of one head attend to keys 0 .. seq_len of their sequence.
-    ``q_ptr`` points at the sequence's first token and the head's first Q column; K and V sit a third and
-    two thirds of the QKV row further. Whole blocks of valid keys run without per-key tests; with ``KEY_SPAN``,
-    key blocks past the last valid key (a right-padded sequence's padding) are skipped."""
+    """The fp32 [BLOCK_M, BLOCK_D] context of query rows first_row .. first_row + BLOCK_M of one head, attending
+    to keys 0 .. seq_len of their sequence. ``q_ptr`` points at the sequence's first token and the head's first
+    Q column; K and V sit a third and two thirds of the QKV row further. Whole blocks of valid keys run without
+    per-key tests; with ``KEY_SPAN``, key blocks past the last valid key (a right-padded sequence's padding)
+    are skipped."""
     k_ptr = q_ptr + hidden
     v_ptr = q_ptr + 2 * hidden
     offs_m = first_row + tl.arange(0, BLOCK_M)
@@ -108,9 +109,22 @@ def _attend_rows(
         acc, row_max, row_sum = _attend_block(
             q, k_ptr, v_ptr, key_mask_ptr, start_n, end, acc, row_max, row_sum, offs_d, d_valid, scale_log2,
             stride_qkv_s, MASKED=True, HAS_MASK=HAS_MASK, BLOCK_N=BLOCK_N, PRECISION=PRECISION)
-    out = acc / tl.where(row_sum == 0.0, 1.0, row_sum)[:, None]
-    tl.store(out_ptr + offs_m[:, None] * stride_out_s + offs_d[None, :], out.to(out_ptr.dtype.element_ty),
-             mask=(offs_m[:, None] < seq_len) & d_valid[None, :])
+    return acc / tl.where(row_sum == 0.0, 1.0, row_sum)[:, None]
+
+
+@triton.jit
+def _attend_rows(
+    q_ptr, key_mask_ptr, out_ptr, first_row, seq_len, head_dim, hidden, scale_log2, stride_qkv_s, stride_out_s,
+    HAS_MASK: tl.constexpr, KEY_SPAN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """``context_rows``, stored at ``out_ptr`` (the sequence's first token, the head's first column)."""
+    context = context_rows(q_ptr, key_mask_ptr, first_row, seq_len, head_dim, hidden, scale_log2, stride_qkv_s,
+                           HAS_MASK, KEY_SPAN, BLOCK_M, BLOCK_N, BLOCK_D, PRECISION)
+    offs_m = first_row + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    tl.store(out_ptr + offs_m[:, None] * stride_out_s + offs_d[None, :], context.to(out_ptr.dtype.element_ty),
+             mask=(offs_m[:, None] < seq_len) & (offs_d[None, :] < head_dim))
 
 
 @triton.jit

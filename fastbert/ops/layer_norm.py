@@ -29,13 +29,15 @@ def normalize_row(x, cols, valid, n_cols, eps, weight_ptr, bias_ptr):
 @triton.jit
 def _layer_norm_kernel(
     x_ptr, residual_ptr, x_bias_ptr, weight_ptr, bias_ptr, out_ptr,
-    n_cols, eps, stride_x, stride_residual, stride_out,
-    HAS_RESIDUAL: tl.constexpr, HAS_X_BIAS: tl.constexpr, BLOCK: tl.constexpr,
+    n_cols, eps, stride_part, stride_x, stride_residual, stride_out,
+    HAS_RESIDUAL: tl.constexpr, HAS_X_BIAS: tl.constexpr, PARTS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     valid = cols < n_cols
     x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0).to(tl.float32)
+    for part in tl.static_range(1, PARTS):  # partial sums of x, added in a fixed order
+        x += tl.load(x_ptr + part * stride_part + row * stride_x + cols, mask=valid, other=0.0).to(tl.float32)
     if HAS_X_BIAS:
         x += tl.load(x_bias_ptr + cols, mask=valid, other=0.0).to(tl.float32)
     if HAS_RESIDUAL:
@@ -50,8 +52,10 @@ def _warps(block: int, rows: int) -> int:
     return 2 if rows >= 2048 else min(max(block // 256, 1), 8)
 
 
-def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None):
-    """LayerNorm over the last dimension of ``x + x_bias + residual``; returns a tensor shaped like ``x``."""
+def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False):
+    """LayerNorm over the last dimension of ``x + x_bias + residual``; returns a tensor shaped like ``x``.
+    With ``parts``, ``x`` is [P, *shape]: P partial sums, added in order in fp32, whose total stands for x;
+    the result is then [*shape], in the dtype of ``residual`` (or of ``x``)."""
     hidden = x.shape[-1]
     check_device(x, weight, bias, *(t for t in (residual, x_bias) if t is not None))
     check_dtype("x", x)
@@ -59,28 +63,31 @@ def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None):
     check_shape("bias", bias, (hidden,))
     if x_bias is not None:
         check_shape("x_bias", x_bias, (hidden,))
+    parts_x = x if parts else x[None]
+    shape = tuple(parts_x.shape[1:])
     if residual is not None:
-        check_shape("residual", residual, tuple(x.shape))
-    x2 = x.reshape(-1, hidden)
-    res2 = residual.reshape(-1, hidden) if residual is not None else x2
-    if x2.stride(-1) != 1 or res2.stride(-1) != 1:
+        check_shape("residual", residual, shape)
+    x3 = parts_x.reshape(len(parts_x), -1, hidden)
+    res2 = residual.reshape(-1, hidden) if residual is not None else x3[0]
+    if x3.stride(-1) != 1 or res2.stride(-1) != 1:
         raise InputError("layer_norm needs the hidden dimension of x and residual contiguous")
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    out = torch.empty(shape, dtype=(residual if residual is not None and parts else x).dtype, device=x.device)
     out2 = out.view(-1, hidden)
     block = triton.next_power_of_2(hidden)
-    _layer_norm_kernel[(x2.shape[0],)](
-        x2, res2, x_bias if x_bias is not None else bias, weight, bias, out2,
-        hidden, eps, x2.stride(0), res2.stride(0), out2.stride(0),
-        HAS_RESIDUAL=residual is not None, HAS_X_BIAS=x_bias is not None, BLOCK=block,
-        num_warps=_warps(block, x2.shape[0]),
+    _layer_norm_kernel[(x3.shape[1],)](
+        x3, res2, x_bias if x_bias is not None else bias, weight, bias, out2,
+        hidden, eps, x3.stride(0), x3.stride(1), res2.stride(0), out2.stride(0),
+        HAS_RESIDUAL=residual is not None, HAS_X_BIAS=x_bias is not None, PARTS=len(x3), BLOCK=block,
+        num_warps=_warps(block, x3.shape[1]),
     )
     return out
 
 
-def layer_norm_reference(x, weight, bias, eps, *, residual=None, x_bias=None):
-    h = x.float()
+def layer_norm_reference(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False):
+    h = x.float().sum(0) if parts else x.float()
     if x_bias is not None:
         h = h + x_bias.float()
     if residual is not None:
         h = h + residual.float()
-    return F.layer_norm(h, (x.shape[-1],), weight.float(), bias.float(), eps).to(x.dtype)
+    out_dtype = residual.dtype if parts and residual is not None else x.dtype
+    return F.layer_norm(h, (h.shape[-1],), weight.float(), bias.float(), eps).to(out_dtype)

@@ -28,3 +28,16 @@ def test_layer_norm_keeps_leading_dims():
     x = torch.randn(2, 5, 96, device=DEVICE)
     w, b = torch.randn(96, device=DEVICE), torch.randn(96, device=DEVICE)
     assert_matches(layer_norm(x, w, b, 1e-5), layer_norm_reference(x, w, b, 1e-5), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("parts", [1, 3, 12])
+def test_layer_norm_of_partial_sums(dtype, parts):
+    x = torch.randn(parts, 2, 5, 96, device=DEVICE)  # fp32 partial sums of x
+    w, b = torch.randn(96, device=DEVICE).to(dtype), torch.randn(96, device=DEVICE).to(dtype)
+    residual, x_bias = torch.randn(2, 5, 96, device=DEVICE).to(dtype), torch.randn(96, device=DEVICE).to(dtype)
+    actual = layer_norm(x, w, b, 1e-12, residual=residual, x_bias=x_bias, parts=True)
+    expected = layer_norm_reference(x, w.float(), b.float(), 1e-12, residual=residual.float(), x_bias=x_bias.float(),
+                                    parts=True)
+    assert actual.dtype == dtype and actual.shape == residual.shape
+    assert_matches(actual, expected, dtype)
