@@ -89,7 +89,7 @@ def attention_output(qkv, key_mask, num_heads, weight, bias, residual, norm):
     if qkv.shape[0] * qkv.shape[1] > FEW_TOKENS:
         return linear(attention(qkv, key_mask, num_heads), weight, bias, residual=residual, norm=norm)
     parts = projected_attention(qkv, key_mask, num_heads, weight)
-    return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True)
+    return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=qkv.dtype)
 
 
 def attention_output_reference(qkv, key_mask, num_heads, weight, bias, residual, norm):

@@ -52,10 +52,10 @@ def _warps(block: int, rows: int) -> int:
     return 2 if rows >= 2048 else min(max(block // 256, 1), 8)
 
 
-def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False):
-    """LayerNorm over the last dimension of ``x + x_bias + residual``; returns a tensor shaped like ``x``.
-    With ``parts``, ``x`` is [P, *shape]: P partial sums, added in order in fp32, whose total stands for x;
-    the result is then [*shape], in the dtype of ``residual`` (or of ``x``)."""
+def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False, out_dtype=None):
+    """LayerNorm over the last dimension of ``x + x_bias + residual``; returns a tensor shaped like ``x``, in
+    ``out_dtype`` (default: x's). With ``parts``, ``x`` is [P, *shape]: P partial sums (fp32, say), added in
+    order in fp32, whose total stands for x; the result is then [*shape]."""
     hidden = x.shape[-1]
     check_device(x, weight, bias, *(t for t in (residual, x_bias) if t is not None))
     check_dtype("x", x)
@@ -71,7 +71,7 @@ def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False)
     res2 = residual.reshape(-1, hidden) if residual is not None else x3[0]
     if x3.stride(-1) != 1 or res2.stride(-1) != 1:
         raise InputError("layer_norm needs the hidden dimension of x and residual contiguous")
-    out = torch.empty(shape, dtype=(residual if residual is not None and parts else x).dtype, device=x.device)
+    out = torch.empty(shape, dtype=out_dtype or x.dtype, device=x.device)
     out2 = out.view(-1, hidden)
     block = triton.next_power_of_2(hidden)
     _layer_norm_kernel[(x3.shape[1],)](
@@ -83,11 +83,10 @@ def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False)
     return out
 
 
-def layer_norm_reference(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False):
+def layer_norm_reference(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False, out_dtype=None):
     h = x.float().sum(0) if parts else x.float()
     if x_bias is not None:
         h = h + x_bias.float()
     if residual is not None:
         h = h + residual.float()
-    out_dtype = residual.dtype if parts and residual is not None else x.dtype
-    return F.layer_norm(h, (h.shape[-1],), weight.float(), bias.float(), eps).to(out_dtype)
+    return F.layer_norm(h, (h.shape[-1],), weight.float(), bias.float(), eps).to(out_dtype or x.dtype)

@@ -13,6 +13,11 @@ One shape is an exception: a few rows into a wide output with nothing after, as 
 vocabulary at fill-mask's [MASK] rows. cuBLAS reads the weight there at a third of the memory bandwidth (19 µs
 for 1 x 768 -> 28996 on the H200); ``few_rows_linear``, one program per 128 output columns holding every row,
 takes 9 µs.
+
+A few rows through a deep GEMM into the LayerNorm, as FFN-down at batch 1, take ``split_k_linear``: programs
+split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which runs
+anyway, adds them up in a fixed order with the bias and residual. cuBLAS splits K there too but reduces in a
+kernel of its own; here that launch is gone, with no atomics, so results stay deterministic.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from .gelu import bias_gelu
 from .layer_norm import layer_norm
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
-FEW_ROWS = 16        # few_rows_linear takes at most this many rows ...
+FEW_ROWS = 16        # few_rows_linear and split_k_linear take at most this many rows ...
 WIDE_OUTPUT = 8192   # ... into at least this many outputs: enough programs to keep every SM reading weights
+SPLIT_K_FROM = 2048  # ... or, with a LayerNorm after, from this many inputs
+K_SPLITS = 8
 
 
 @triton.jit
@@ -70,6 +77,45 @@ def few_rows_linear(x, weight, bias=None):
     return out
 
 
+@triton.jit
+def _split_k_kernel(x_ptr, weight_ptr, parts_ptr, rows, n, k, k_chunk, stride_x, stride_w, stride_part,
+                    stride_parts_m, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                    PRECISION: tl.constexpr):
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    split = tl.program_id(1)
+    offs_m = tl.arange(0, BLOCK_M)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+    for start in range(split * k_chunk, tl.minimum((split + 1) * k_chunk, k), BLOCK_K):
+        offs_k = start + tl.arange(0, BLOCK_K)
+        w = tl.load(weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + offs_k[None, :],
+                    mask=(offs_n[:, None] < n) & (offs_k[None, :] < k), other=0.0)
+        x = tl.load(x_ptr + offs_m[:, None] * stride_x + offs_k[None, :],
+                    mask=(offs_m[:, None] < rows) & (offs_k[None, :] < k), other=0.0)
+        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+    tl.store(parts_ptr + split * stride_part + offs_m[:, None] * stride_parts_m + offs_n[None, :], acc,
+             mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
+
+
+def split_k_linear(x, weight, splits=K_SPLITS):
+    """[M, K] ``x`` of at most FEW_ROWS rows -> [P, M, N] fp32 partial products (P <= ``splits`` slices of K)
+    whose sum is x @ weight^T; ``layer_norm(..., parts=True)`` adds them up."""
+    rows, k = x.shape
+    n = weight.shape[0]
+    check_device(x, weight)
+    if rows > FEW_ROWS:
+        raise InputError(f"split_k_linear takes at most {FEW_ROWS} rows, got {rows}")
+    if x.stride(-1) != 1 or weight.stride(-1) != 1:
+        raise InputError("split_k_linear needs x and weight contiguous in their last dimension")
+    block_n, block_k = 64, 128
+    k_chunk = triton.cdiv(triton.cdiv(k, splits), block_k) * block_k
+    parts = torch.empty(triton.cdiv(k, k_chunk), rows, n, dtype=torch.float32, device=x.device)
+    _split_k_kernel[(triton.cdiv(n, block_n), len(parts))](
+        x, weight, parts, rows, n, k, k_chunk, x.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
+        BLOCK_M=FEW_ROWS, BLOCK_N=block_n, BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=4,
+        num_stages=3)
+    return parts
+
+
 def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     """LN(act(x @ weight^T + bias) + residual) over the last dimension of ``x``.
 
@@ -85,10 +131,14 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     lead = x.shape[:-1]
     x2 = x.reshape(-1, k)
     residual = residual.reshape(-1, n) if residual is not None else None
+    few_rows = len(x2) <= FEW_ROWS and x2.stride(-1) == 1 and weight.stride(-1) == 1
     if not gelu and residual is None and norm is None:
-        if len(x2) <= FEW_ROWS and n >= WIDE_OUTPUT and x2.stride(-1) == 1 and weight.stride(-1) == 1:
+        if few_rows and n >= WIDE_OUTPUT:
             return few_rows_linear(x2, weight, bias).view(*lead, n)
         return F.linear(x2, weight, bias).view(*lead, n)
+    if few_rows and k >= SPLIT_K_FROM and norm is not None and not gelu:
+        parts = split_k_linear(x2, weight)
+        return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=x.dtype).view(*lead, n)
     if gelu and bias is not None and x.is_cuda and x.dtype in GELU_EPILOGUE_DTYPES:
         y, bias = torch._addmm_activation(bias, x2, weight.t(), use_gelu=True), None
     else:

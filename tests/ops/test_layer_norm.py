@@ -36,7 +36,7 @@ def test_layer_norm_of_partial_sums(dtype, parts):
     x = torch.randn(parts, 2, 5, 96, device=DEVICE)  # fp32 partial sums of x
     w, b = torch.randn(96, device=DEVICE).to(dtype), torch.randn(96, device=DEVICE).to(dtype)
     residual, x_bias = torch.randn(2, 5, 96, device=DEVICE).to(dtype), torch.randn(96, device=DEVICE).to(dtype)
-    actual = layer_norm(x, w, b, 1e-12, residual=residual, x_bias=x_bias, parts=True)
+    actual = layer_norm(x, w, b, 1e-12, residual=residual, x_bias=x_bias, parts=True, out_dtype=dtype)
     expected = layer_norm_reference(x, w.float(), b.float(), 1e-12, residual=residual.float(), x_bias=x_bias.float(),
                                     parts=True)
     assert actual.dtype == dtype and actual.shape == residual.shape
