@@ -18,6 +18,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..errors import InputError
 from .attention import attention, attention_reference, context_rows
 from .common import block_size, check_device, check_dtype, check_shape, dot_precision
 from .layer_norm import layer_norm
@@ -63,6 +64,8 @@ def projected_attention(qkv, key_mask, num_heads, weight):
     check_dtype("qkv", qkv)
     check_shape("key_mask", key_mask, (batch, seq_len))
     check_shape("weight", weight, (hidden, hidden))
+    if qkv.stride(-1) != 1 or key_mask.stride(-1) != 1 or weight.stride(-1) != 1:
+        raise InputError("projected_attention needs qkv, key_mask and weight contiguous in their last dimension")
     parts = torch.empty(num_heads, batch, seq_len, hidden, dtype=torch.float32, device=qkv.device)
     # short sequences: more, smaller chunks keep more SMs reading weights; longer ones repeat less attention
     chunk = min(128 if seq_len <= 16 else 256, block_size(hidden))

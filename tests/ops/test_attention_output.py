@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from fastbert.errors import InputError
 from fastbert.ops import attention_output as module
 from fastbert.ops.attention_output import (
     attention_output, attention_output_reference, projected_attention, projected_attention_reference,
@@ -74,3 +75,10 @@ def test_attention_output_projects_inside_attention_up_to_few_tokens(monkeypatch
     args = sublayer_args(1, module.FEW_TOKENS + 1, 2, 16, torch.float32)
     attention_output(args[0], torch.ones(1, module.FEW_TOKENS + 1, dtype=torch.int32, device=DEVICE), 2, *args[1:])
     assert len(calls) == 1
+
+
+def test_projected_attention_refuses_strided_inputs():
+    qkv, weight, *_ = sublayer_args(1, 5, 2, 16, torch.float32)
+    mask = torch.ones(1, 5, dtype=torch.int32, device=DEVICE)
+    with pytest.raises(InputError, match="contiguous"):
+        projected_attention(qkv, mask, 2, weight.t())
