@@ -14,10 +14,12 @@ vocabulary at fill-mask's [MASK] rows. cuBLAS reads the weight there at a third 
 for 1 x 768 -> 28996 on the H200); ``few_rows_linear``, one program per 128 output columns holding every row,
 takes 9 µs.
 
-A few rows through a deep GEMM into the LayerNorm, as FFN-down at batch 1, take ``split_k_linear``: programs
-split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which runs
-anyway, adds them up in a fixed order with the bias and residual. cuBLAS splits K there too but reduces in a
-kernel of its own; here that launch is gone, with no atomics, so results stay deterministic.
+Up to 128 rows through a deep GEMM into the LayerNorm, as FFN-down at batch 1, take ``split_k_linear``:
+programs split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which
+runs anyway, adds them up in a fixed order with the bias and residual. cuBLAS splits K there too but reduces in a
+kernel of its own; here that launch is gone, with no atomics, so results stay deterministic. On the H200 (bert-base,
+fp16) FFN-down + LayerNorm takes 5.4 against 7.5 µs at 8 rows and 7.1 against 8.3 at 128, twelve layers 31 µs
+less at seq 8 and 28 µs less at seq 128; from 192 rows cuBLAS is faster (11.4 against 9.2 µs).
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ from .gelu import bias_gelu
 from .layer_norm import layer_norm
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
-FEW_ROWS = 16        # few_rows_linear and split_k_linear take at most this many rows ...
+FEW_ROWS = 16        # few_rows_linear takes at most this many rows ...
 WIDE_OUTPUT = 8192   # ... into at least this many outputs: enough programs to keep every SM reading weights
-SPLIT_K_FROM = 2048  # ... or, with a LayerNorm after, from this many inputs
-K_SPLITS = 8
+SPLIT_K_ROWS = 128   # split_k_linear takes at most this many rows ...
+SPLIT_K_FROM = 2048  # ... from at least this many inputs, with a LayerNorm after
+K_SPLITS = 6
 
 
 @triton.jit
@@ -97,13 +100,13 @@ def _split_k_kernel(x_ptr, weight_ptr, parts_ptr, rows, n, k, k_chunk, stride_x,
 
 
 def split_k_linear(x, weight, splits=K_SPLITS):
-    """[M, K] ``x`` of at most FEW_ROWS rows -> [P, M, N] fp32 partial products (P <= ``splits`` slices of K)
+    """[M, K] ``x`` of at most SPLIT_K_ROWS rows -> [P, M, N] fp32 partial products (P <= ``splits`` slices of K)
     whose sum is x @ weight^T; ``layer_norm(..., parts=True)`` adds them up."""
     rows, k = x.shape
     n = weight.shape[0]
     check_device(x, weight)
-    if rows > FEW_ROWS:
-        raise InputError(f"split_k_linear takes at most {FEW_ROWS} rows, got {rows}")
+    if rows > SPLIT_K_ROWS:
+        raise InputError(f"split_k_linear takes at most {SPLIT_K_ROWS} rows, got {rows}")
     if x.stride(-1) != 1 or weight.stride(-1) != 1:
         raise InputError("split_k_linear needs x and weight contiguous in their last dimension")
     block_n, block_k = 64, 128
@@ -111,8 +114,8 @@ def split_k_linear(x, weight, splits=K_SPLITS):
     parts = torch.empty(triton.cdiv(k, k_chunk), rows, n, dtype=torch.float32, device=x.device)
     _split_k_kernel[(triton.cdiv(n, block_n), len(parts))](
         x, weight, parts, rows, n, k, k_chunk, x.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
-        BLOCK_M=FEW_ROWS, BLOCK_N=block_n, BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=4,
-        num_stages=3)
+        BLOCK_M=max(16, triton.next_power_of_2(rows)), BLOCK_N=block_n, BLOCK_K=block_k,
+        PRECISION=dot_precision(x.dtype), num_warps=4, num_stages=3)
     return parts
 
 
@@ -131,12 +134,12 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     lead = x.shape[:-1]
     x2 = x.reshape(-1, k)
     residual = residual.reshape(-1, n) if residual is not None else None
-    few_rows = len(x2) <= FEW_ROWS and x2.stride(-1) == 1 and weight.stride(-1) == 1
+    contiguous = x2.stride(-1) == 1 and weight.stride(-1) == 1
     if not gelu and residual is None and norm is None:
-        if few_rows and n >= WIDE_OUTPUT:
+        if contiguous and len(x2) <= FEW_ROWS and n >= WIDE_OUTPUT:
             return few_rows_linear(x2, weight, bias).view(*lead, n)
         return F.linear(x2, weight, bias).view(*lead, n)
-    if few_rows and k >= SPLIT_K_FROM and norm is not None and not gelu:
+    if contiguous and len(x2) <= SPLIT_K_ROWS and k >= SPLIT_K_FROM and norm is not None and not gelu:
         parts = split_k_linear(x2, weight)
         return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=x.dtype).view(*lead, n)
     if gelu and bias is not None and x.is_cuda and x.dtype in GELU_EPILOGUE_DTYPES:

@@ -4,7 +4,7 @@ import torch
 from fastbert.errors import InputError
 from fastbert.ops import linear as module
 from fastbert.ops.linear import (
-    FEW_ROWS, SPLIT_K_FROM, WIDE_OUTPUT, few_rows_linear, linear, linear_reference, split_k_linear,
+    FEW_ROWS, SPLIT_K_FROM, SPLIT_K_ROWS, WIDE_OUTPUT, few_rows_linear, linear, linear_reference, split_k_linear,
 )
 from tests.conftest import HAS_CUDA
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
@@ -89,7 +89,7 @@ def test_few_rows_linear_refuses_more_rows():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rows", [1, 7, FEW_ROWS])
+@pytest.mark.parametrize("rows", [1, 7, 33, SPLIT_K_ROWS])
 @pytest.mark.parametrize("k, n, splits", [(3072, 768, 8), (300, 50, 3), (129, 70, 4), (64, 33, 8)])
 def test_split_k_partials_sum_to_the_product(dtype, rows, k, n, splits):
     """Slices of K that do not divide it, and more slices asked for than K has blocks (fewer are made)."""
@@ -100,9 +100,9 @@ def test_split_k_partials_sum_to_the_product(dtype, rows, k, n, splits):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rows", [1, FEW_ROWS, FEW_ROWS + 1])
+@pytest.mark.parametrize("rows", [1, SPLIT_K_ROWS, SPLIT_K_ROWS + 1])
 def test_few_rows_into_a_layer_norm_take_split_k(monkeypatch, dtype, rows):
-    """Up to FEW_ROWS rows from SPLIT_K_FROM inputs, a GEMM followed by the LayerNorm sums split-K partials in
+    """Up to SPLIT_K_ROWS rows from SPLIT_K_FROM inputs, a GEMM followed by the LayerNorm sums split-K partials in
     the LayerNorm kernel; the answer is the same either way."""
     calls = []
     monkeypatch.setattr(module, "split_k_linear", lambda *a: calls.append(a) or split_k_linear(*a))
@@ -110,10 +110,10 @@ def test_few_rows_into_a_layer_norm_take_split_k(monkeypatch, dtype, rows):
     actual = linear(x, weight, bias, **kwargs)
     assert actual.dtype == dtype
     assert_matches(actual, linear_reference(x.float(), weight.float(), bias.float(), **upcast(kwargs)), dtype, ulps=8)
-    assert len(calls) == (rows <= FEW_ROWS)
+    assert len(calls) == (rows <= SPLIT_K_ROWS)
 
 
 def test_split_k_linear_refuses_more_rows():
-    x, weight, _, _ = make_args(FEW_ROWS + 1, 32, 64, torch.float32, "plain")
+    x, weight, _, _ = make_args(SPLIT_K_ROWS + 1, 32, 64, torch.float32, "plain")
     with pytest.raises(InputError, match="at most"):
         split_k_linear(x, weight)
