@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from fastbert import FastBert
-from tests.checkpoints import TINY_BERT, TINY_ROBERTA, hf_model
+from fastbert.ops import attention_output as attention_output_module
+from fastbert.ops import linear as linear_module
+from tests.checkpoints import TINY_BERT, TINY_ROBERTA, hf_model, save_hf_checkpoint
 from tests.conftest import DEVICE
 from tests.test_model import assert_close_on_valid, random_batch
 
@@ -21,6 +23,28 @@ def test_triton_matches_torch_backend_fp32(request, fixture, config, pad, length
     model = FastBert.from_pretrained(path, device=DEVICE, dtype=torch.float32, backend="triton")
     model.use_cuda_graphs = False
     out = model(ids, attention_mask=mask, token_type_ids=types)
+    assert_close_on_valid(out.logits.cpu(), reference.logits, mask, TRITON_VS_TORCH_ATOL)
+    assert_close_on_valid(out.last_hidden_state.cpu(), reference.last_hidden_state, mask, TRITON_VS_TORCH_ATOL)
+
+
+@pytest.mark.parametrize("lengths", [[5, 3], [40, 33, 9]])
+def test_few_token_paths_match_torch_backend(tmp_path, monkeypatch, lengths):
+    """An FFN wide enough for split-K FFN-down; 2 x 5 tokens also take attention with its output projection,
+    3 x 40 only split-K. The model's answer is the torch backend's either way."""
+    config = dict(TINY_BERT, intermediate_size=linear_module.SPLIT_K_FROM, num_hidden_layers=1)
+    path = save_hf_checkpoint(tmp_path, "BertForMaskedLM", config)
+    calls = []
+    split_k, projected = linear_module.split_k_linear, attention_output_module.projected_attention
+    monkeypatch.setattr(linear_module, "split_k_linear", lambda *args: calls.append("split-K") or split_k(*args))
+    monkeypatch.setattr(attention_output_module, "projected_attention",
+                        lambda *args: calls.append("projected attention") or projected(*args))
+    ids, mask, types = random_batch(config, lengths, pad_id=0, with_types=True)
+    reference = FastBert.from_pretrained(path, device="cpu", backend="torch")(ids, attention_mask=mask,
+                                                                              token_type_ids=types)
+    model = FastBert.from_pretrained(path, device=DEVICE, dtype=torch.float32, backend="triton")
+    model.use_cuda_graphs = False
+    out = model(ids, attention_mask=mask, token_type_ids=types)
+    assert calls == (["projected attention"] if ids.numel() <= attention_output_module.FEW_TOKENS else []) + ["split-K"]
     assert_close_on_valid(out.logits.cpu(), reference.logits, mask, TRITON_VS_TORCH_ATOL)
     assert_close_on_valid(out.last_hidden_state.cpu(), reference.last_hidden_state, mask, TRITON_VS_TORCH_ATOL)
 
