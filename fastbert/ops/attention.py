@@ -202,21 +202,32 @@ _tuned_packed_attention_kernel = triton.autotune(_PACKED_TUNING_SPACE, key=["tok
 INTERPRETER_TILE = dict(BLOCK_M=32, BLOCK_N=32, KEY_SPAN=True)  # no tuning there: loops stay short
 
 
-def attention(qkv, key_mask, num_heads, *, tile=None):
-    """[B, S, 3H] fused projections and a [B, S] key mask (nonzero = attend) -> [B, S, H] context.
-    ``tile``: a fixed kernel configuration (BLOCK_M, BLOCK_N, KEY_SPAN and optionally num_warps, num_stages)
-    instead of the tuned one; the Triton interpreter uses INTERPRETER_TILE."""
+def softmax_scale_log2(head_dim: int) -> float:
+    """The softmax scale 1/sqrt(head_dim) in base 2: the kernels exponentiate with exp2."""
+    return math.log2(math.e) / math.sqrt(head_dim)
+
+
+def check_padded(op: str, qkv, key_mask, num_heads):
+    """(batch, seq_len, hidden, head_dim) of [B, S, 3H] ``qkv`` and its [B, S] ``key_mask``, checked as every
+    op on padded batches needs them."""
     batch, seq_len, three_hidden = qkv.shape
     hidden = three_hidden // 3
-    head_dim = hidden // num_heads
     check_device(qkv, key_mask)
     check_dtype("qkv", qkv)
     check_shape("key_mask", key_mask, (batch, seq_len))
     if qkv.stride(-1) != 1 or key_mask.stride(-1) != 1:
-        raise InputError("attention needs qkv and key_mask contiguous in their last dimension")
+        raise InputError(f"{op} needs qkv and key_mask contiguous in their last dimension")
+    return batch, seq_len, hidden, hidden // num_heads
+
+
+def attention(qkv, key_mask, num_heads, *, tile=None):
+    """[B, S, 3H] fused projections and a [B, S] key mask (nonzero = attend) -> [B, S, H] context.
+    ``tile``: a fixed kernel configuration (BLOCK_M, BLOCK_N, KEY_SPAN and optionally num_warps, num_stages)
+    instead of the tuned one; the Triton interpreter uses INTERPRETER_TILE."""
+    batch, seq_len, hidden, head_dim = check_padded("attention", qkv, key_mask, num_heads)
     out = torch.empty(batch, seq_len, hidden, dtype=qkv.dtype, device=qkv.device)
     args = (
-        qkv, key_mask, out, seq_len, num_heads, head_dim, hidden, math.log2(math.e) / math.sqrt(head_dim),
+        qkv, key_mask, out, seq_len, num_heads, head_dim, hidden, softmax_scale_log2(head_dim),
         qkv.stride(0), qkv.stride(1), out.stride(0), out.stride(1), key_mask.stride(0), triton.next_power_of_2(seq_len),
         triton.next_power_of_2(batch * num_heads),
     )
@@ -254,7 +265,7 @@ def attention_packed(qkv, cu_seqlens, num_heads):
     if qkv.stride(-1) != 1 or not cu_seqlens.is_contiguous() or cu_seqlens.dtype != torch.int32:
         raise InputError("attention_packed needs qkv contiguous in its last dimension and cu_seqlens contiguous int32")
     out = torch.empty(tokens, hidden, dtype=qkv.dtype, device=qkv.device)
-    args = (qkv, cu_seqlens, out, num_seqs, head_dim, hidden, math.log2(math.e) / math.sqrt(head_dim),
+    args = (qkv, cu_seqlens, out, num_seqs, head_dim, hidden, softmax_scale_log2(head_dim),
             qkv.stride(0), out.stride(0), triton.next_power_of_2(tokens))
     meta = dict(BLOCK_M=PACKED_TILE, BLOCK_D=block_size(head_dim), BLOCK_B=block_size(num_seqs),
                 PRECISION=dot_precision(qkv.dtype))

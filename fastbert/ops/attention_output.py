@@ -12,15 +12,13 @@ layers 349 -> 326 µs at seq 8, 376 -> 372 µs at seq 64, slower from seq 128).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import triton
 import triton.language as tl
 
 from ..errors import InputError
-from .attention import attention, attention_reference, context_rows
-from .common import block_size, check_device, check_dtype, check_shape, dot_precision
+from .attention import attention, attention_reference, check_padded, context_rows, softmax_scale_log2
+from .common import block_size, check_device, check_shape, dot_precision
 from .layer_norm import layer_norm
 from .linear import linear, linear_reference
 
@@ -57,21 +55,17 @@ def _projected_attention_kernel(
 def projected_attention(qkv, key_mask, num_heads, weight):
     """[B, S, 3H] fused projections, a [B, S] key mask and the [H, H] output-projection weight -> [heads, B, S, H]
     fp32 partial products, one per head, whose sum is attention(qkv) @ weight^T."""
-    batch, seq_len, three_hidden = qkv.shape
-    hidden = three_hidden // 3
-    head_dim = hidden // num_heads
-    check_device(qkv, key_mask, weight)
-    check_dtype("qkv", qkv)
-    check_shape("key_mask", key_mask, (batch, seq_len))
+    batch, seq_len, hidden, head_dim = check_padded("projected_attention", qkv, key_mask, num_heads)
+    check_device(qkv, weight)
     check_shape("weight", weight, (hidden, hidden))
-    if qkv.stride(-1) != 1 or key_mask.stride(-1) != 1 or weight.stride(-1) != 1:
-        raise InputError("projected_attention needs qkv, key_mask and weight contiguous in their last dimension")
+    if weight.stride(-1) != 1:
+        raise InputError("projected_attention needs weight contiguous in its last dimension")
     parts = torch.empty(num_heads, batch, seq_len, hidden, dtype=torch.float32, device=qkv.device)
     # short sequences: more, smaller chunks keep more SMs reading weights; longer ones repeat less attention
     chunk = min(128 if seq_len <= 16 else 256, block_size(hidden))
     grid = (triton.cdiv(seq_len, QUERY_TILE), batch * num_heads, triton.cdiv(hidden, chunk))
     _projected_attention_kernel[grid](
-        qkv, key_mask, weight, parts, seq_len, num_heads, head_dim, hidden, math.log2(math.e) / math.sqrt(head_dim),
+        qkv, key_mask, weight, parts, seq_len, num_heads, head_dim, hidden, softmax_scale_log2(head_dim),
         qkv.stride(0), qkv.stride(1), key_mask.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
         parts.stride(2),
         BLOCK_M=QUERY_TILE, BLOCK_N=16 if seq_len <= 16 else 32, BLOCK_D=block_size(head_dim), CHUNK=chunk,
