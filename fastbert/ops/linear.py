@@ -43,23 +43,40 @@ K_SPLITS = 6
 
 
 @triton.jit
+def _rows_times_weight(x_ptr, weight_ptr, rows, n, k_start, k_end, k, offs_n, stride_x, stride_w,
+                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+    """fp32 [BLOCK_M, BLOCK_N] product of every row of x with weight rows ``offs_n``, over inputs k_start .. k_end."""
+    offs_m = tl.arange(0, BLOCK_M)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+    for start in range(k_start, k_end, BLOCK_K):
+        offs_k = start + tl.arange(0, BLOCK_K)
+        w = tl.load(weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + offs_k[None, :],
+                    mask=(offs_n[:, None] < n) & (offs_k[None, :] < k), other=0.0)
+        x = tl.load(x_ptr + offs_m[:, None] * stride_x + offs_k[None, :],
+                    mask=(offs_m[:, None] < rows) & (offs_k[None, :] < k), other=0.0)
+        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+    return acc
+
+
+@triton.jit
 def _few_rows_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, stride_x, stride_w, stride_out,
                      HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                      PRECISION: tl.constexpr):
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
-    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
-    for start in range(0, k, BLOCK_K):
-        offs_k = start + tl.arange(0, BLOCK_K)
-        x = tl.load(x_ptr + offs_m[:, None] * stride_x + offs_k[None, :],
-                    mask=(offs_m[:, None] < rows) & (offs_k[None, :] < k), other=0.0)
-        w = tl.load(weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + offs_k[None, :],
-                    mask=(offs_n[:, None] < n) & (offs_k[None, :] < k), other=0.0)
-        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+    acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, 0, k, k, offs_n, stride_x, stride_w,
+                             BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
     if HAS_BIAS:
         acc += tl.load(bias_ptr + offs_n, mask=offs_n < n, other=0.0).to(tl.float32)[None, :]
     tl.store(out_ptr + offs_m[:, None] * stride_out + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
              mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
+
+
+def _check_few_rows(op: str, x, weight, most: int) -> None:
+    if len(x) > most:
+        raise InputError(f"{op} takes at most {most} rows, got {len(x)}")
+    if x.stride(-1) != 1 or weight.stride(-1) != 1:
+        raise InputError(f"{op} needs x and weight contiguous in their last dimension")
 
 
 def few_rows_linear(x, weight, bias=None):
@@ -67,10 +84,7 @@ def few_rows_linear(x, weight, bias=None):
     rows, k = x.shape
     n = weight.shape[0]
     check_device(x, weight, *(() if bias is None else (bias,)))
-    if rows > FEW_ROWS:
-        raise InputError(f"few_rows_linear takes at most {FEW_ROWS} rows, got {rows}")
-    if x.stride(-1) != 1 or weight.stride(-1) != 1:
-        raise InputError("few_rows_linear needs x and weight contiguous in their last dimension")
+    _check_few_rows("few_rows_linear", x, weight, FEW_ROWS)
     out = torch.empty(rows, n, dtype=x.dtype, device=x.device)
     block_n = 128
     _few_rows_kernel[(triton.cdiv(n, block_n),)](
@@ -87,14 +101,8 @@ def _split_k_kernel(x_ptr, weight_ptr, parts_ptr, rows, n, k, k_chunk, stride_x,
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     split = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
-    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
-    for start in range(split * k_chunk, tl.minimum((split + 1) * k_chunk, k), BLOCK_K):
-        offs_k = start + tl.arange(0, BLOCK_K)
-        w = tl.load(weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + offs_k[None, :],
-                    mask=(offs_n[:, None] < n) & (offs_k[None, :] < k), other=0.0)
-        x = tl.load(x_ptr + offs_m[:, None] * stride_x + offs_k[None, :],
-                    mask=(offs_m[:, None] < rows) & (offs_k[None, :] < k), other=0.0)
-        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+    acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, split * k_chunk, tl.minimum((split + 1) * k_chunk, k), k,
+                             offs_n, stride_x, stride_w, BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
     tl.store(parts_ptr + split * stride_part + offs_m[:, None] * stride_parts_m + offs_n[None, :], acc,
              mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
 
@@ -105,10 +113,7 @@ def split_k_linear(x, weight, splits=K_SPLITS):
     rows, k = x.shape
     n = weight.shape[0]
     check_device(x, weight)
-    if rows > SPLIT_K_ROWS:
-        raise InputError(f"split_k_linear takes at most {SPLIT_K_ROWS} rows, got {rows}")
-    if x.stride(-1) != 1 or weight.stride(-1) != 1:
-        raise InputError("split_k_linear needs x and weight contiguous in their last dimension")
+    _check_few_rows("split_k_linear", x, weight, SPLIT_K_ROWS)
     block_n, block_k = 64, 128
     k_chunk = triton.cdiv(triton.cdiv(k, splits), block_k) * block_k
     parts = torch.empty(triton.cdiv(k, k_chunk), rows, n, dtype=torch.float32, device=x.device)
