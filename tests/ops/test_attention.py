@@ -22,6 +22,17 @@ def padded_mask(batch, seq):
     return mask
 
 
+def masks_of_every_pattern(seq, block):
+    """[5, seq] key masks that are not a run of ones then zeros, or pad inside a block of ``block`` keys."""
+    masks = torch.ones(5, seq, dtype=torch.int32, device=DEVICE)
+    masks[0, : seq // 3] = 0                                                  # left padding
+    masks[1] = torch.randint(0, 2, (seq,), device=DEVICE)                     # holes everywhere
+    masks[2, :-1] = 0                                                         # only the last key
+    masks[3, block + 2: block + 7] = 0                                        # one hole inside the second block
+    masks[4, seq - block // 2:] = 0                                           # right padding inside a block
+    return masks
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("seq", [1, 7, 33, 127, 511, 512])
 @pytest.mark.parametrize("head_dim", [64, 12])
@@ -52,12 +63,7 @@ def test_attention_head_dims(dtype, head_dim):
 def test_attention_masks_of_any_pattern(dtype, seq, key_span, block_m, block_n):
     """Whole blocks of valid keys run untested and keys past the last valid one are skipped; masks that are not
     a run of ones then zeros (left padding, holes, one valid key at the end) must still be honoured exactly."""
-    masks = torch.ones(5, seq, dtype=torch.int32, device=DEVICE)
-    masks[0, : seq // 3] = 0                                                  # left padding
-    masks[1] = torch.randint(0, 2, (seq,), device=DEVICE)                     # holes everywhere
-    masks[2, :-1] = 0                                                         # only the last key
-    masks[3, 40:45] = 0                                                       # one hole inside the second block
-    masks[4, 65:] = 0                                                         # right padding inside a block
+    masks = masks_of_every_pattern(seq, block_n)
     qkv = torch.randn(5, seq, 3 * 2 * 64, device=DEVICE).to(dtype)
     tile = dict(BLOCK_M=block_m, BLOCK_N=block_n, KEY_SPAN=key_span)
     assert_matches(attention(qkv, masks, 2, tile=tile), attention_reference(qkv.float(), masks, 2), dtype, ulps=8)

@@ -6,7 +6,7 @@ from fastbert.ops import attention_output as module
 from fastbert.ops.attention_output import (
     attention_output, attention_output_reference, projected_attention, projected_attention_reference,
 )
-from tests.ops.test_attention import padded_mask
+from tests.ops.test_attention import masks_of_every_pattern, padded_mask
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
 
 
@@ -40,12 +40,8 @@ def test_projected_attention_sums_to_the_projected_context(dtype, batch, seq, he
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_projected_attention_honours_any_mask(dtype):
-    qkv, weight, *_ = sublayer_args(4, 40, 2, 32, dtype)
-    mask = torch.ones(4, 40, dtype=torch.int32, device=DEVICE)
-    mask[0, :13] = 0                                                  # left padding
-    mask[1] = torch.randint(0, 2, (40,), device=DEVICE)               # holes
-    mask[2, :-1] = 0                                                  # only the last key
-    mask[3, 20:25] = 0                                                # a hole inside the second key block
+    qkv, weight, *_ = sublayer_args(5, 40, 2, 32, dtype)
+    mask = masks_of_every_pattern(40, 32)  # 32 keys per block at this length
     expected = projected_attention_reference(*upcast(qkv), mask, 2, weight.float())
     assert_matches(projected_attention(qkv, mask, 2, weight), expected, dtype, ulps=8)
 
