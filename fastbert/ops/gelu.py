@@ -15,14 +15,19 @@ from .common import check_device, check_dtype, check_shape
 
 
 @triton.jit
+def gelu_erf(x):
+    """Exact GELU of an fp32 tensor."""
+    return 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+
+
+@triton.jit
 def _bias_gelu_kernel(x_ptr, bias_ptr, out_ptr, n_elements, n_cols, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     valid = offs < n_elements
     x = tl.load(x_ptr + offs, mask=valid, other=0.0).to(tl.float32)
     if HAS_BIAS:
         x += tl.load(bias_ptr + offs % n_cols, mask=valid, other=0.0).to(tl.float32)
-    y = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
-    tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=valid)
+    tl.store(out_ptr + offs, gelu_erf(x).to(out_ptr.dtype.element_ty), mask=valid)
 
 
 def bias_gelu(x, bias=None):

@@ -1,18 +1,17 @@
 """Linear layer with what follows it in BERT: y = LN(act(x @ W^T + b) + residual), every part optional.
 
-The GEMM runs on cuBLAS through torch; what follows it is one fused Triton kernel (bias + residual +
-LayerNorm, or bias + GELU). On the GPU in fp16/bf16 the bias + GELU rides in cuBLASLt's epilogue
-instead: that saves a pass over the [tokens, intermediate] activation (8-10% of a batch-32 forward
-on an H200). Its GELU is the tanh form, within 5e-4 of the erf form BERT defines, yet it lands
-closer to exact fp32 GELU than GEMM + exact GELU does (max error 0.002 against 0.004), since it
-acts before the fp16 rounding; fp32 keeps the exact form. A split-K Triton GEMM with these epilogues
-fused, meant for batch-1 latency, measured slower than cuBLAS plus the epilogue kernel at every row
-count on the H200 (benchmarks/NOTES.md), so cuBLAS runs these GEMMs.
+Past a few rows the GEMM runs on cuBLAS through torch; what follows it is one fused Triton kernel (bias + residual
++ LayerNorm, or bias + GELU). On the GPU in fp16/bf16 the bias + GELU rides in cuBLASLt's epilogue instead: that
+saves a pass over the [tokens, intermediate] activation (8-10% of a batch-32 forward on an H200). Its GELU is the
+tanh form, within 5e-4 of the erf form BERT defines, yet it lands closer to exact fp32 GELU than GEMM + exact GELU
+does (max error 0.002 against 0.004), since it acts before the fp16 rounding; fp32 keeps the exact form.
 
-One shape is an exception: a few rows into a wide output with nothing after, as the MLM decoder over the
-vocabulary at fill-mask's [MASK] rows. cuBLAS reads the weight there at a third of the memory bandwidth (19 µs
-for 1 x 768 -> 28996 on the H200); ``few_rows_linear``, one program per 128 output columns holding every row,
-takes 9 µs.
+At few rows the GEMMs with nothing or a bias + GELU after them take ``few_rows_linear``: one program per
+tile of output columns holding every row, with the bias and the exact GELU in its epilogue. As the MLM decoder
+over the vocabulary at fill-mask's [MASK] rows, cuBLAS reads the weight at a third of the memory bandwidth
+(19 µs for 1 x 768 -> 28996 on the H200) where this kernel takes 9 µs. For the QKV and FFN-up projections at up
+to 64 rows it measured 0.1-0.5 µs faster than cuBLAS with its epilogues (3.3 against 3.8 µs at 8 rows), and
+slower from 128 rows.
 
 Up to 128 rows through a deep GEMM into the LayerNorm, as FFN-down at batch 1, take ``split_k_linear``:
 programs split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which
@@ -31,12 +30,13 @@ import triton.language as tl
 
 from ..errors import InputError
 from .common import check_device, check_dtype, check_shape, dot_precision
-from .gelu import bias_gelu
+from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
-FEW_ROWS = 16        # few_rows_linear takes at most this many rows ...
-WIDE_OUTPUT = 8192   # ... into at least this many outputs: enough programs to keep every SM reading weights
+FEW_ROWS = 16        # few_rows_linear takes at most this many rows into at least WIDE_OUTPUT outputs ...
+WIDE_OUTPUT = 8192   # ... enough programs to keep every SM reading weights with wide tiles
+SMALL_GEMM_ROWS = 64  # ... and at most this many into fewer outputs
 SPLIT_K_ROWS = 128   # split_k_linear takes at most this many rows ...
 SPLIT_K_FROM = 2048  # ... from at least this many inputs, with a LayerNorm after
 K_SPLITS = 6
@@ -60,14 +60,16 @@ def _rows_times_weight(x_ptr, weight_ptr, rows, n, k_start, k_end, k, offs_n, st
 
 @triton.jit
 def _few_rows_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, stride_x, stride_w, stride_out,
-                     HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                     PRECISION: tl.constexpr):
+                     HAS_BIAS: tl.constexpr, GELU: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                     BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
     acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, 0, k, k, offs_n, stride_x, stride_w,
                              BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
     if HAS_BIAS:
         acc += tl.load(bias_ptr + offs_n, mask=offs_n < n, other=0.0).to(tl.float32)[None, :]
+    if GELU:
+        acc = gelu_erf(acc)
     tl.store(out_ptr + offs_m[:, None] * stride_out + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
              mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
 
@@ -79,18 +81,30 @@ def _check_few_rows(op: str, x, weight, most: int) -> None:
         raise InputError(f"{op} needs x and weight contiguous in their last dimension")
 
 
-def few_rows_linear(x, weight, bias=None):
-    """x @ weight^T + bias for [M, K] ``x`` of at most FEW_ROWS rows; ``bias`` may be None."""
+def _few_rows_limit(n: int) -> int:
+    return FEW_ROWS if n >= WIDE_OUTPUT else SMALL_GEMM_ROWS
+
+
+def _few_rows_tiles(rows: int, n: int) -> tuple[int, int, int]:
+    """(BLOCK_N, BLOCK_K, warps), the best measured on the H200 (benchmarks/NOTES.md)."""
+    if n >= WIDE_OUTPUT:
+        return 128, 128, 4
+    return (32, 256, 2) if rows <= 16 else (32, 128, 4)
+
+
+def few_rows_linear(x, weight, bias=None, *, gelu=False):
+    """act(x @ weight^T + bias) for [M, K] ``x`` of at most SMALL_GEMM_ROWS rows (FEW_ROWS into WIDE_OUTPUT
+    outputs or more); ``bias`` may be None, ``gelu`` is the exact (erf) GELU."""
     rows, k = x.shape
     n = weight.shape[0]
     check_device(x, weight, *(() if bias is None else (bias,)))
-    _check_few_rows("few_rows_linear", x, weight, FEW_ROWS)
+    _check_few_rows("few_rows_linear", x, weight, _few_rows_limit(n))
     out = torch.empty(rows, n, dtype=x.dtype, device=x.device)
-    block_n = 128
+    block_n, block_k, warps = _few_rows_tiles(rows, n)
     _few_rows_kernel[(triton.cdiv(n, block_n),)](
         x, weight, bias if bias is not None else x, out, rows, n, k, x.stride(0), weight.stride(0), out.stride(0),
-        HAS_BIAS=bias is not None, BLOCK_M=FEW_ROWS, BLOCK_N=block_n, BLOCK_K=128, PRECISION=dot_precision(x.dtype),
-        num_warps=4, num_stages=3)
+        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=max(16, triton.next_power_of_2(rows)), BLOCK_N=block_n,
+        BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=warps, num_stages=3)
     return out
 
 
@@ -140,10 +154,11 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     x2 = x.reshape(-1, k)
     residual = residual.reshape(-1, n) if residual is not None else None
     contiguous = x2.stride(-1) == 1 and weight.stride(-1) == 1
-    if not gelu and residual is None and norm is None:
-        if contiguous and len(x2) <= FEW_ROWS and n >= WIDE_OUTPUT:
-            return few_rows_linear(x2, weight, bias).view(*lead, n)
-        return F.linear(x2, weight, bias).view(*lead, n)
+    if residual is None and norm is None:
+        if contiguous and len(x2) <= _few_rows_limit(n):
+            return few_rows_linear(x2, weight, bias, gelu=gelu).view(*lead, n)
+        if not gelu:
+            return F.linear(x2, weight, bias).view(*lead, n)
     if contiguous and len(x2) <= SPLIT_K_ROWS and k >= SPLIT_K_FROM and norm is not None and not gelu:
         parts = split_k_linear(x2, weight)
         return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=x.dtype).view(*lead, n)

@@ -4,7 +4,8 @@ import torch
 from fastbert.errors import InputError
 from fastbert.ops import linear as module
 from fastbert.ops.linear import (
-    FEW_ROWS, SPLIT_K_FROM, SPLIT_K_ROWS, WIDE_OUTPUT, few_rows_linear, linear, linear_reference, split_k_linear,
+    FEW_ROWS, SMALL_GEMM_ROWS, SPLIT_K_FROM, SPLIT_K_ROWS, WIDE_OUTPUT, few_rows_linear, linear, linear_reference,
+    split_k_linear,
 )
 from tests.conftest import HAS_CUDA
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
@@ -82,8 +83,27 @@ def test_few_rows_of_a_strided_input_take_the_cublas_path():
     assert_matches(linear(strided, weight, bias), linear_reference(strided, weight, bias), torch.float32, ulps=8)
 
 
-def test_few_rows_linear_refuses_more_rows():
-    x, weight, bias, _ = make_args(FEW_ROWS + 1, 32, 64, torch.float32, "plain")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows", [1, 16, 17, SMALL_GEMM_ROWS, SMALL_GEMM_ROWS + 1])
+@pytest.mark.parametrize("gelu", [False, True])
+def test_few_rows_into_narrow_outputs(monkeypatch, dtype, rows, gelu):
+    """QKV and FFN-up at batch 1: few_rows_linear up to SMALL_GEMM_ROWS rows, with the bias and the exact GELU
+    fused, cuBLAS past them; a K and an N that are not multiples of the kernel's tiles."""
+    calls = []
+    monkeypatch.setattr(module, "few_rows_linear", lambda *args, **kwargs: calls.append(args) or few_rows_linear(
+        *args, **kwargs))
+    x, weight, bias, kwargs = make_args(rows, 300, 70, dtype, "gelu" if gelu else "plain")
+    expected = linear_reference(x.float(), weight.float(), bias.float(), **kwargs)
+    assert_matches(linear(x, weight, bias, **kwargs), expected, dtype, ulps=8)
+    assert len(calls) == (rows <= SMALL_GEMM_ROWS)
+    if rows <= SMALL_GEMM_ROWS:
+        without_bias = linear_reference(x.float(), weight.float(), **kwargs)
+        assert_matches(few_rows_linear(x, weight, gelu=gelu), without_bias, dtype, ulps=8)
+
+
+@pytest.mark.parametrize("rows, n", [(FEW_ROWS + 1, WIDE_OUTPUT), (SMALL_GEMM_ROWS + 1, 64)])
+def test_few_rows_linear_refuses_more_rows(rows, n):
+    x, weight, bias, _ = make_args(rows, 32, n, torch.float32, "plain")
     with pytest.raises(InputError, match="at most"):
         few_rows_linear(x, weight, bias)
 
