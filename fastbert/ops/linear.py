@@ -9,9 +9,10 @@ does (max error 0.002 against 0.004), since it acts before the fp16 rounding; fp
 At few rows the GEMMs with nothing or a bias + GELU after them take ``few_rows_linear``: one program per
 tile of output columns holding every row, with the bias and the exact GELU in its epilogue. As the MLM decoder
 over the vocabulary at fill-mask's [MASK] rows, cuBLAS reads the weight at a third of the memory bandwidth
-(19 µs for 1 x 768 -> 28996 on the H200) where this kernel takes 9 µs. For the QKV and FFN-up projections at up
-to 64 rows it measured 0.1-0.5 µs faster than cuBLAS with its epilogues (3.3 against 3.8 µs at 8 rows), and
-slower from 128 rows.
+(19 µs for 1 x 768 -> 28996 on the H200) where this kernel takes 9 µs. For the QKV and FFN-up projections it
+measured 0.1-0.5 µs faster than cuBLAS with its epilogues up to 64 rows (3.3 against 3.8 µs at 8 rows), but
+twelve layers gain only up to 16 rows (247 against 253 µs at 8 rows, 266 against 280 at 16, 3 µs lost at 32),
+hence the 16-row bound.
 
 Up to 128 rows through a deep GEMM into the LayerNorm, as FFN-down at batch 1, take ``split_k_linear``:
 programs split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which
@@ -34,9 +35,8 @@ from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
-FEW_ROWS = 16        # few_rows_linear takes at most this many rows into at least WIDE_OUTPUT outputs ...
-WIDE_OUTPUT = 8192   # ... enough programs to keep every SM reading weights with wide tiles
-SMALL_GEMM_ROWS = 64  # ... and at most this many into fewer outputs
+FEW_ROWS = 16        # few_rows_linear takes at most this many rows
+WIDE_OUTPUT = 8192   # outputs from which its tiles widen: enough programs remain to keep every SM reading weights
 SPLIT_K_ROWS = 128   # split_k_linear takes at most this many rows ...
 SPLIT_K_FROM = 2048  # ... from at least this many inputs, with a LayerNorm after
 K_SPLITS = 6
@@ -81,29 +81,23 @@ def _check_few_rows(op: str, x, weight, most: int) -> None:
         raise InputError(f"{op} needs x and weight contiguous in their last dimension")
 
 
-def _few_rows_limit(n: int) -> int:
-    return FEW_ROWS if n >= WIDE_OUTPUT else SMALL_GEMM_ROWS
-
-
-def _few_rows_tiles(rows: int, n: int) -> tuple[int, int, int]:
+def _few_rows_tiles(n: int) -> tuple[int, int, int]:
     """(BLOCK_N, BLOCK_K, warps), the best measured on the H200 (benchmarks/NOTES.md)."""
-    if n >= WIDE_OUTPUT:
-        return 128, 128, 4
-    return (32, 256, 2) if rows <= 16 else (32, 128, 4)
+    return (128, 128, 4) if n >= WIDE_OUTPUT else (32, 256, 2)
 
 
 def few_rows_linear(x, weight, bias=None, *, gelu=False):
-    """act(x @ weight^T + bias) for [M, K] ``x`` of at most SMALL_GEMM_ROWS rows (FEW_ROWS into WIDE_OUTPUT
-    outputs or more); ``bias`` may be None, ``gelu`` is the exact (erf) GELU."""
+    """act(x @ weight^T + bias) for [M, K] ``x`` of at most FEW_ROWS rows; ``bias`` may be None, ``gelu`` is the
+    exact (erf) GELU."""
     rows, k = x.shape
     n = weight.shape[0]
     check_device(x, weight, *(() if bias is None else (bias,)))
-    _check_few_rows("few_rows_linear", x, weight, _few_rows_limit(n))
+    _check_few_rows("few_rows_linear", x, weight, FEW_ROWS)
     out = torch.empty(rows, n, dtype=x.dtype, device=x.device)
-    block_n, block_k, warps = _few_rows_tiles(rows, n)
+    block_n, block_k, warps = _few_rows_tiles(n)
     _few_rows_kernel[(triton.cdiv(n, block_n),)](
         x, weight, bias if bias is not None else x, out, rows, n, k, x.stride(0), weight.stride(0), out.stride(0),
-        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=max(16, triton.next_power_of_2(rows)), BLOCK_N=block_n,
+        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=FEW_ROWS, BLOCK_N=block_n,
         BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=warps, num_stages=3)
     return out
 
@@ -155,7 +149,7 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     residual = residual.reshape(-1, n) if residual is not None else None
     contiguous = x2.stride(-1) == 1 and weight.stride(-1) == 1
     if residual is None and norm is None:
-        if contiguous and len(x2) <= _few_rows_limit(n):
+        if contiguous and len(x2) <= FEW_ROWS:
             return few_rows_linear(x2, weight, bias, gelu=gelu).view(*lead, n)
         if not gelu:
             return F.linear(x2, weight, bias).view(*lead, n)

@@ -4,7 +4,7 @@ import torch
 from fastbert.errors import InputError
 from fastbert.ops import linear as module
 from fastbert.ops.linear import (
-    FEW_ROWS, SMALL_GEMM_ROWS, SPLIT_K_FROM, SPLIT_K_ROWS, WIDE_OUTPUT, few_rows_linear, linear, linear_reference,
+    FEW_ROWS, SPLIT_K_FROM, SPLIT_K_ROWS, WIDE_OUTPUT, few_rows_linear, linear, linear_reference,
     split_k_linear,
 )
 from tests.conftest import HAS_CUDA
@@ -84,10 +84,10 @@ def test_few_rows_of_a_strided_input_take_the_cublas_path():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rows", [1, 16, 17, SMALL_GEMM_ROWS, SMALL_GEMM_ROWS + 1])
+@pytest.mark.parametrize("rows", [1, 7, FEW_ROWS, FEW_ROWS + 1])
 @pytest.mark.parametrize("gelu", [False, True])
 def test_few_rows_into_narrow_outputs(monkeypatch, dtype, rows, gelu):
-    """QKV and FFN-up at batch 1: few_rows_linear up to SMALL_GEMM_ROWS rows, with the bias and the exact GELU
+    """QKV and FFN-up at batch 1: few_rows_linear up to FEW_ROWS rows, with the bias and the exact GELU
     fused, cuBLAS past them; a K and an N that are not multiples of the kernel's tiles."""
     calls = []
     monkeypatch.setattr(module, "few_rows_linear", lambda *args, **kwargs: calls.append(args) or few_rows_linear(
@@ -95,15 +95,15 @@ def test_few_rows_into_narrow_outputs(monkeypatch, dtype, rows, gelu):
     x, weight, bias, kwargs = make_args(rows, 300, 70, dtype, "gelu" if gelu else "plain")
     expected = linear_reference(x.float(), weight.float(), bias.float(), **kwargs)
     assert_matches(linear(x, weight, bias, **kwargs), expected, dtype, ulps=8)
-    assert len(calls) == (rows <= SMALL_GEMM_ROWS)
-    if rows <= SMALL_GEMM_ROWS:
+    assert len(calls) == (rows <= FEW_ROWS)
+    if rows <= FEW_ROWS:
         without_bias = linear_reference(x.float(), weight.float(), **kwargs)
         assert_matches(few_rows_linear(x, weight, gelu=gelu), without_bias, dtype, ulps=8)
 
 
-@pytest.mark.parametrize("rows, n", [(FEW_ROWS + 1, WIDE_OUTPUT), (SMALL_GEMM_ROWS + 1, 64)])
-def test_few_rows_linear_refuses_more_rows(rows, n):
-    x, weight, bias, _ = make_args(rows, 32, n, torch.float32, "plain")
+@pytest.mark.parametrize("n", [WIDE_OUTPUT, 64])
+def test_few_rows_linear_refuses_more_rows(n):
+    x, weight, bias, _ = make_args(FEW_ROWS + 1, 32, n, torch.float32, "plain")
     with pytest.raises(InputError, match="at most"):
         few_rows_linear(x, weight, bias)
 
