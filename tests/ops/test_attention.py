@@ -3,6 +3,7 @@ import itertools
 import pytest
 import torch
 
+import fastbert.ops.attention as attention_module
 from fastbert.ops.attention import attention, attention_packed, attention_packed_reference, attention_reference
 from tests.conftest import HAS_CUDA
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
@@ -102,3 +103,26 @@ def test_packed_attention_sequences_past_the_batch_do_nothing():
     qkv = torch.randn(29, 3 * 2 * 16, device=DEVICE)
     padded = cu_seqlens_of([20, 9, 0, 0, 0])
     assert torch.equal(attention_packed(qkv, padded, 2), attention_packed(qkv, cu_seqlens_of([20, 9]), 2))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("packed", [False, True])
+def test_tuning_leaves_the_callers_queued_work_alone(monkeypatch, packed):
+    """Tuning times configs on a stream of its own. A tensor freed while the caller's stream still has to read it
+    hands its memory to the attention output; the timed runs must not write there before that read."""
+    qkv = torch.randn(2, 100, 3 * 4 * 64, device=DEVICE, dtype=torch.float16)
+    mask = torch.ones(2, 100, dtype=torch.int32, device=DEVICE)
+    cu_seqlens = cu_seqlens_of([100, 100])
+    run = (lambda: attention_packed(qkv.view(200, -1), cu_seqlens, 4)) if packed else (lambda: attention(qkv, mask, 4))
+    expected = run()  # compiles every config, so that the retuning below starts at once
+    tuned = attention_module._tuned_packed_attention_kernel if packed else attention_module._tuned_attention_kernel
+    monkeypatch.setattr(tuned, "cache", {})
+    freed = torch.randn_like(expected)
+    original, address = freed.clone(), freed.data_ptr()
+    torch.cuda._sleep(500_000_000)  # a few hundred ms of queued work before the read
+    read = freed * 1
+    del freed
+    actual = run()
+    assert actual.data_ptr() == address, "the allocator did not hand the freed memory to the output: nothing tested"
+    assert torch.equal(read, original)
+    assert_matches(actual, expected, torch.float16)
