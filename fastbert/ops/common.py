@@ -44,6 +44,11 @@ def block_size(n: int, minimum: int = 16) -> int:
     return max(triton.next_power_of_2(n), minimum)
 
 
+def row_warps(columns: int, per_warp: int = 256, most: int = 8) -> int:
+    """Warps for a kernel that spreads a row's ``columns`` over its warps: one per ``per_warp``, 1 to ``most``."""
+    return min(max(columns // per_warp, 1), most)
+
+
 def dot_precision(dtype: torch.dtype) -> str:
     """fp32 matrix products in full precision: tf32 would cost fp32 callers three digits."""
     return "ieee" if dtype == torch.float32 else "tf32"

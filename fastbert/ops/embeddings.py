@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from .common import check_device, check_shape
+from .common import check_device, check_shape, row_warps
 from .layer_norm import normalize_row
 
 
@@ -71,7 +71,7 @@ def embeddings(input_ids, token_type_ids, word, position, token_type, weight, bi
         seq_len, hidden, eps, padding_idx if padding_idx is not None else -1,
         HAS_TYPES=token_type_ids is not None, HAS_POSITIONS=position_ids is not None,
         ROBERTA_POSITIONS=padding_idx is not None,
-        BLOCK_S=triton.next_power_of_2(seq_len), BLOCK_H=block_h, num_warps=min(max(block_h // 256, 1), 8),
+        BLOCK_S=triton.next_power_of_2(seq_len), BLOCK_H=block_h, num_warps=row_warps(block_h),
     )
     return out
 

@@ -12,7 +12,7 @@ import triton
 import triton.language as tl
 
 from ..errors import InputError
-from .common import check_device, check_dtype, check_shape
+from .common import check_device, check_dtype, check_shape, row_warps
 
 
 @triton.jit
@@ -51,8 +51,8 @@ def _warps(block: int, rows: int, parts: int) -> int:
     (H200, hidden 768: 5.5 against 6.1 µs at 4096 rows, 20.3 against 21.6 µs at 16384). Partial sums come from
     few rows and take one warp per 128 columns (12 parts of 8 rows: 2.6 against 3.6 µs)."""
     if parts > 1:
-        return min(max(block // 128, 1), 16)
-    return 2 if rows >= 2048 else min(max(block // 256, 1), 8)
+        return row_warps(block, per_warp=128, most=16)
+    return 2 if rows >= 2048 else row_warps(block)
 
 
 def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False, out_dtype=None):

@@ -11,7 +11,7 @@ import triton
 import triton.language as tl
 
 from ..errors import InputError
-from .common import check_device, check_dtype, check_shape
+from .common import check_device, check_dtype, check_shape, row_warps
 
 
 @triton.jit
@@ -62,7 +62,7 @@ def softmax(x, mask=None, *, out_dtype=None):
     mask_arg = mask if mask is not None else x
     _softmax_kernel[(x.shape[0],)](
         x, mask_arg, out, x.shape[1], x.stride(0), mask_arg.stride(0), out.stride(0),
-        HAS_MASK=mask is not None, BLOCK=block, num_warps=min(max(block // 256, 1), 16),
+        HAS_MASK=mask is not None, BLOCK=block, num_warps=row_warps(block, most=16),
     )
     return out
 
