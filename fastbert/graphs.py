@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .packing import PackedBatch, token_bucket
-from .staging import ALL_POSITIONS, PACKED, PADDED, buffer_size, rows_key, stage_packed, stage_padded, views
+from .staging import PACKED, PADDED, buffer_size, rows_key, stage_packed, stage_padded, views
 
 SEQ_BUCKETS = (8, 16, 32, 64, 128, 256, 384, 512)
 
@@ -90,11 +90,12 @@ class GraphRunner:
 
         def finish(outputs, inputs):
             hidden, logits, pooled = outputs
-            if logits is not None:
-                logits = logits[:batch, :seq_len] if key[3] == ALL_POSITIONS else logits[: len(logits_rows)]
-                logits = logits.clone()
-            pooled = pooled[:batch].clone() if pooled is not None else None
-            return hidden[:batch, :seq_len].clone(), logits, pooled
+            if logits_rows is None:
+                hidden, logits = (t[:batch, :seq_len] if t is not None else None for t in (hidden, logits))
+            else:
+                hidden, logits = hidden[: len(logits_rows)], logits[: len(logits_rows)]
+            pooled = pooled[:batch] if pooled is not None else None
+            return tuple(t.clone() if t is not None else None for t in (hidden, logits, pooled))
 
         return self._replay(key, stage, finish)
 

@@ -36,7 +36,7 @@ DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16
 
 @dataclass
 class FastBertOutput:
-    last_hidden_state: torch.Tensor             # [B, S, H]
+    last_hidden_state: torch.Tensor             # [B, S, H]; [N, H] for the N positions of logits_at
     logits: torch.Tensor | None = None          # [B, S, V]; [N, V] for the N positions of logits_at; None: no MLM head
     pooler_output: torch.Tensor | None = None   # [B, H] where the checkpoint has a pooler
     cu_seqlens: torch.Tensor | None = None      # [B + 1] int32 token offsets of each row when return_packed
@@ -100,7 +100,20 @@ class EncoderLayer(nn.Module):
     def forward(self, x, attend, ops):  # x: [B, S, H], or [T, H] packed; attend: see FastBert.encode
         qkv = ops.linear(x, self.qkv.weight, self.qkv.bias)                        # [B, S, 3H]
         x = attend(qkv, self.num_heads, self.attn_out.weight, self.attn_out.bias, x, norm_args(self.attn_norm))
-        hidden = ops.linear(x, self.ffn_up.weight, self.ffn_up.bias, gelu=True)   # [B, S, I]
+        return self.feed_forward(x, ops)
+
+    def at_rows(self, x, rows, attend_rows, ops):
+        """The layer's output at token rows ``rows`` only ([N, H]): keys and values from every token, queries and
+        the rest of the layer at those rows. ``attend_rows(qkv, rows, heads)`` -> their [N, H] context."""
+        qkv = ops.linear(x, self.qkv.weight, self.qkv.bias)
+        context = attend_rows(qkv, rows, self.num_heads)
+        residual = x.reshape(-1, x.shape[-1]).index_select(0, rows)
+        x = ops.linear(context, self.attn_out.weight, self.attn_out.bias, residual=residual,
+                       norm=norm_args(self.attn_norm))
+        return self.feed_forward(x, ops)
+
+    def feed_forward(self, x, ops):
+        hidden = ops.linear(x, self.ffn_up.weight, self.ffn_up.bias, gelu=True)   # [..., I]
         return ops.linear(hidden, self.ffn_down.weight, self.ffn_down.bias, residual=x, norm=norm_args(self.ffn_norm))
 
 
@@ -114,6 +127,12 @@ class MLMHead(nn.Module):
     def forward(self, x, ops):                                                   # [..., H] -> [..., V]
         h = ops.linear(x, self.transform.weight, self.transform.bias, gelu=True, norm=norm_args(self.norm))
         return ops.linear(h, self.decoder.weight, self.decoder.bias)
+
+
+# tokens of a call from which, with logits_at, the last layer runs at the selected rows only: below, that path's
+# extra launches (the residual gather; up to 64 tokens, the output projection outside the attention kernel) cost
+# more than the rows it skips save (H200, benchmarks/NOTES.md)
+PRUNE_FROM_TOKENS = 128
 
 
 class FastBert(nn.Module):
@@ -151,10 +170,13 @@ class FastBert(nn.Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, logits_at=None,
                 return_packed=False) -> FastBertOutput:
         """``attention_mask``: 1 for tokens, 0 for padding. ``logits_at``: a [B, S] bool mask; when given,
-        the MLM head runs only there and ``logits`` is [N, V] for its N true positions, in row-major order.
+        ``logits`` and ``last_hidden_state`` are [N, ...] for its N true positions, in row-major order, and the MLM
+        head and the last layer run only there (and at the first tokens, for the pooler).
         ``return_packed``: run packed and return [T, ...] outputs for the T tokens, with ``cu_seqlens``."""
         input_ids, attention_mask, token_type_ids, logits_at = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, logits_at)
+        if logits_at is not None and self.mlm is None:
+            raise InputError("logits_at selects where the MLM head runs, and this checkpoint has no MLM head")
         graphs = self.use_cuda_graphs and self.device.type == "cuda"
         graphed = graphs and len(input_ids) <= self.graph_runner.max_batch
         # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
@@ -214,17 +236,20 @@ class FastBert(nn.Module):
         """The forward pass on validated [B, S] device tensors: (hidden states, logits, pooled output)."""
         ops = self.ops
         x = self.embeddings(input_ids, token_type_ids, ops)                     # [B, S, H]
-        x = self.encode(x, lambda qkv, heads, *output: ops.attention_output(qkv, key_mask, heads, *output))
-        return (x, *self.heads(x, x[:, 0], logits_index))
+        return self.encode_and_heads(
+            x, lambda qkv, heads, *output: ops.attention_output(qkv, key_mask, heads, *output),
+            lambda qkv, rows, heads: ops.attention_rows(qkv, key_mask, rows, heads), None, logits_index)
 
     def run_packed(self, input_ids, token_type_ids, position_ids, cu_seqlens, first_tokens, logits_index):
-        """The forward pass on a packed batch's [T] device tensors (``fastbert.packing``): [T, H] hidden states,
-        logits ([T, V], or [N, V] at ``logits_index``), and the pooler at ``first_tokens``."""
+        """The forward pass on a packed batch's [T] device tensors (``fastbert.packing``): hidden states and logits
+        ([T, ...], or [N, ...] at ``logits_index``), and the pooler at ``first_tokens``."""
         ops = self.ops
         x = self.embeddings(input_ids[None], token_type_ids[None], ops, position_ids[None])[0]         # [T, H]
-        x = self.encode(x, lambda qkv, heads, weight, bias, residual, norm: ops.linear(
-            ops.attention_packed(qkv, cu_seqlens, heads), weight, bias, residual=residual, norm=norm))
-        return (x, *self.heads(x, x.index_select(0, first_tokens), logits_index))
+        return self.encode_and_heads(
+            x, lambda qkv, heads, weight, bias, residual, norm: ops.linear(
+                ops.attention_packed(qkv, cu_seqlens, heads), weight, bias, residual=residual, norm=norm),
+            lambda qkv, rows, heads: ops.attention_packed_rows(qkv, cu_seqlens, rows, heads), first_tokens,
+            logits_index)
 
     def run_inputs(self, inputs: dict, key: tuple):
         """The forward pass on the named views of a staged input buffer (``fastbert.staging``)."""
@@ -234,23 +259,36 @@ class FastBert(nn.Module):
         return self.run_packed(inputs["ids"], inputs["types"], inputs["positions"], inputs["cu_seqlens"],
                                inputs["first"], logits_index)
 
-    def encode(self, x, attend):
-        """The encoder layers on embeddings ``x``. ``attend(qkv, heads, weight, bias, residual, norm)`` is each
-        layer's attention sublayer after its QKV projection: LayerNorm(attention @ weight^T + bias + residual)."""
-        for layer in self.layers:
+    def encode(self, x, attend, layers=None):
+        """The encoder ``layers`` (default: all) on embeddings ``x``. ``attend(qkv, heads, weight, bias, residual,
+        norm)`` is each layer's attention sublayer after its QKV projection: LayerNorm(attention @ weight^T + bias
+        + residual)."""
+        for layer in self.layers if layers is None else layers:
             x = layer(x, attend, self.ops)
         return x
 
-    def heads(self, x, first_tokens, logits_index):
-        """(logits, pooled output) from the encoder's output ``x`` and the rows the pooler reads."""
+    def encode_and_heads(self, x, attend, attend_rows, first_tokens, logits_index):
+        """(hidden states, logits, pooled output) from embeddings ``x``: [B, S, H] padded (``first_tokens`` None),
+        or [T, H] packed with each sequence's first token at ``first_tokens``. With ``logits_index``, hidden states
+        and logits are [N, ...] at those token rows, and from PRUNE_FROM_TOKENS tokens the last layer runs at those
+        rows only (and the pooler's): a layer's other rows feed nothing but their own outputs."""
+        token_count = x.numel() // x.shape[-1]
+        prune = logits_index is not None and token_count >= PRUNE_FROM_TOKENS
+        x = self.encode(x, attend, self.layers[:-1] if prune else None)
+        if prune:
+            if self.pooler is not None and first_tokens is None:
+                first_tokens = torch.arange(0, token_count, x.shape[1], device=x.device)
+            rows = logits_index if self.pooler is None else torch.cat([logits_index, first_tokens])
+            out = self.layers[-1].at_rows(x, rows, attend_rows, self.ops)
+            hidden, first = out[: len(logits_index)], out[len(logits_index):]
+        else:
+            hidden = x if logits_index is None else x.reshape(-1, x.shape[-1]).index_select(0, logits_index)
+            first = x[:, 0] if first_tokens is None else x.index_select(0, first_tokens)
         pooled = None
         if self.pooler is not None:
-            pooled = torch.tanh(F.linear(first_tokens, self.pooler.weight, self.pooler.bias))       # [B, H]
-        logits = None
-        if self.mlm is not None:
-            selected = x if logits_index is None else x.reshape(-1, x.shape[-1]).index_select(0, logits_index)
-            logits = self.mlm(selected, self.ops)
-        return logits, pooled
+            pooled = torch.tanh(F.linear(first, self.pooler.weight, self.pooler.bias))                # [B, H]
+        logits = self.mlm(hidden, self.ops) if self.mlm is not None else None
+        return hidden, logits, pooled
 
     # ---- CUDA graphs ------------------------------------------------------------------------------------------
 

@@ -92,21 +92,21 @@ class PackedBatch:
         return np.where(self.lengths > 0, self.cu_seqlens[:-1], 0)
 
     def unpack(self, outputs: tuple, inputs: dict, *, return_packed: bool) -> tuple:
-        """The packed forward's device outputs (hidden [>= T, H], logits, pooled [>= B, H]) and the staged inputs
-        it ran on (``fastbert.staging`` views) -> fresh (hidden, logits, pooled, cu_seqlens) in the caller's
-        layout; cu_seqlens only when ``return_packed``."""
+        """The packed forward's device outputs (hidden [>= T, H] and logits, or both [>= N, ...] at logits rows;
+        pooled [>= B, H]) and the staged inputs it ran on (``fastbert.staging`` views) -> fresh (hidden, logits,
+        pooled, cu_seqlens) in the caller's layout; cu_seqlens only when ``return_packed``."""
         hidden, logits, pooled = outputs
         batch, seq_len = self.shape
         tokens = self.tokens
         kept = inputs["kept"][:tokens]
-        if logits is not None:
+
+        def unpacked(rows):
             if self.logits_rows is not None:
-                logits = logits[: self.logits_count].clone()
-            elif return_packed:
-                logits = logits[:tokens].clone()
-            else:
-                logits = scatter_rows(logits[:tokens], kept, batch, seq_len)
-        hidden = hidden[:tokens].clone() if return_packed else scatter_rows(hidden[:tokens], kept, batch, seq_len)
+                return rows[: self.logits_count].clone()
+            return rows[:tokens].clone() if return_packed else scatter_rows(rows[:tokens], kept, batch, seq_len)
+
+        hidden = unpacked(hidden)
+        logits = unpacked(logits) if logits is not None else None
         if pooled is not None:
             pooled = pooled[:batch].clone()
             empty = np.flatnonzero(self.lengths == 0)

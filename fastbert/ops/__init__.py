@@ -17,14 +17,18 @@ class Backend:
     linear: Callable
     attention: Callable
     attention_packed: Callable
+    attention_rows: Callable
+    attention_packed_rows: Callable
     attention_output: Callable
     softmax: Callable
 
 
 BACKENDS = {
     "torch": Backend("torch", embeddings.embeddings_reference, linear.linear_reference, attention.attention_reference,
-                     attention.attention_packed_reference, attention_output.attention_output_reference,
+                     attention.attention_packed_reference, attention.attention_rows_reference,
+                     attention.attention_packed_rows_reference, attention_output.attention_output_reference,
                      softmax.softmax_reference),
     "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention, attention.attention_packed,
+                      attention.attention_rows, attention.attention_packed_rows,
                       attention_output.attention_output, softmax.softmax),
 }

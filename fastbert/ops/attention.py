@@ -174,6 +174,36 @@ def _packed_attention_kernel(
                  PRECISION=PRECISION)
 
 
+@triton.jit
+def _rows_attention_kernel(
+    qkv_ptr, rows_ptr, key_mask_ptr, cu_seqlens_ptr, out_ptr,
+    seq_len, num_seqs, head_dim, hidden, scale_log2, stride_qkv_s, stride_out,
+    PACKED: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_B: tl.constexpr,
+    PRECISION: tl.constexpr,
+):
+    # Program (i, head) takes query row rows[i] of the token-flat qkv. Its sequence is the seq_len rows around it
+    # (padded, keys masked), or the one whose cu_seqlens range holds it (packed).
+    row = tl.load(rows_ptr + tl.program_id(0)).to(tl.int64)
+    head = tl.program_id(1)
+    if PACKED:
+        seqs = tl.arange(0, BLOCK_B)
+        ends = tl.load(cu_seqlens_ptr + seqs + 1, mask=seqs < num_seqs, other=0)
+        seq = tl.sum(((ends <= row) & (seqs < num_seqs)).to(tl.int32), 0)
+        start = tl.load(cu_seqlens_ptr + seq).to(tl.int64)
+        length = tl.load(cu_seqlens_ptr + seq + 1) - start
+    else:
+        start = row // seq_len * seq_len
+        length = seq_len
+    # tl.dot takes 16 query rows at least: the row is the first of a tile whose others are not kept
+    context = context_rows(qkv_ptr + start * stride_qkv_s + head * head_dim, key_mask_ptr + start, row - start,
+                           length, head_dim, hidden, scale_log2, stride_qkv_s, HAS_MASK=not PACKED,
+                           KEY_SPAN=not PACKED, BLOCK_M=16, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PRECISION=PRECISION)
+    first = tl.sum(tl.where(tl.arange(0, 16)[:, None] == 0, context, 0.0), 0)
+    offs_d = tl.arange(0, BLOCK_D)
+    tl.store(out_ptr + tl.program_id(0) * stride_out + head * head_dim + offs_d, first.to(out_ptr.dtype.element_ty),
+             mask=offs_d < head_dim)
+
+
 def _graph_bench(fn, quantiles):
     """Tuning times a config in a CUDA graph, as the model runs it: triton's default (an L2 flush before each
     run, launches timed one by one) picked tiles up to 12% slower than the best in a graph on the H200.
@@ -256,6 +286,52 @@ def attention_reference(qkv, key_mask, num_heads):
     return context.transpose(1, 2).reshape(batch, seq_len, hidden)
 
 
+def _check_rows(qkv, rows) -> None:
+    """Shape and type only: a range check would wait on the device."""
+    check_device(qkv, rows)
+    if rows.dim() != 1 or rows.dtype not in (torch.int32, torch.int64):
+        raise InputError(f"rows must be a 1-D int32 or int64 tensor, got {rows.dtype} {tuple(rows.shape)}")
+
+
+def _rows_attention(qkv, rows, key_mask, cu_seqlens, seq_len, num_heads):
+    """Launches the rows kernel on token-flat [T, 3H] ``qkv``: padded (``key_mask`` [T], sequences of
+    ``seq_len`` rows) or packed (``cu_seqlens``)."""
+    hidden = qkv.shape[1] // 3
+    head_dim = hidden // num_heads
+    out = torch.empty(len(rows), hidden, dtype=qkv.dtype, device=qkv.device)
+    packed = cu_seqlens is not None
+    num_seqs = len(cu_seqlens) - 1 if packed else 1
+    if len(rows):
+        _rows_attention_kernel[(len(rows), num_heads)](
+            qkv, rows, key_mask if not packed else rows, cu_seqlens if packed else rows, out,
+            seq_len, num_seqs, head_dim, hidden, softmax_scale_log2(head_dim), qkv.stride(0), out.stride(0),
+            PACKED=packed, BLOCK_N=32 if interpreting() else 64, BLOCK_D=block_size(head_dim),
+            BLOCK_B=block_size(num_seqs), PRECISION=dot_precision(qkv.dtype), num_warps=4, num_stages=2)
+    return out
+
+
+def attention_rows(qkv, key_mask, rows, num_heads):
+    """``attention`` for some query rows only: [B, S, 3H] fused projections, a [B, S] key mask and ``rows``, flat
+    indices into the B x S tokens (not range-checked) -> [N, H] context of those rows; every key still counts."""
+    batch, seq_len, hidden, _ = check_padded("attention_rows", qkv, key_mask, num_heads)
+    _check_rows(qkv, rows)
+    return _rows_attention(qkv.reshape(batch * seq_len, 3 * hidden), rows, key_mask.reshape(-1), None, seq_len,
+                           num_heads)
+
+
+def attention_rows_reference(qkv, key_mask, rows, num_heads):
+    batch, seq_len, three_hidden = qkv.shape
+    context = attention_reference(qkv, key_mask, num_heads).reshape(batch * seq_len, three_hidden // 3)
+    return context.index_select(0, rows)
+
+
+def check_packed(op: str, qkv, cu_seqlens) -> None:
+    check_device(qkv, cu_seqlens)
+    check_dtype("qkv", qkv)
+    if qkv.dim() != 2 or qkv.stride(-1) != 1 or not cu_seqlens.is_contiguous() or cu_seqlens.dtype != torch.int32:
+        raise InputError(f"{op} needs [T, 3H] qkv contiguous in its last dimension and cu_seqlens contiguous int32")
+
+
 def attention_packed(qkv, cu_seqlens, num_heads):
     """[T, 3H] fused projections of packed sequences -> [T, H] context. ``cu_seqlens`` [B + 1] int32: sequence b
     is tokens cu_seqlens[b] .. cu_seqlens[b + 1]. Tokens past cu_seqlens[-1] are left unwritten."""
@@ -263,10 +339,7 @@ def attention_packed(qkv, cu_seqlens, num_heads):
     hidden = three_hidden // 3
     head_dim = hidden // num_heads
     num_seqs = len(cu_seqlens) - 1
-    check_device(qkv, cu_seqlens)
-    check_dtype("qkv", qkv)
-    if qkv.stride(-1) != 1 or not cu_seqlens.is_contiguous() or cu_seqlens.dtype != torch.int32:
-        raise InputError("attention_packed needs qkv contiguous in its last dimension and cu_seqlens contiguous int32")
+    check_packed("attention_packed", qkv, cu_seqlens)
     out = torch.empty(tokens, hidden, dtype=qkv.dtype, device=qkv.device)
     args = (qkv, cu_seqlens, out, num_seqs, head_dim, hidden, softmax_scale_log2(head_dim),
             qkv.stride(0), out.stride(0), triton.next_power_of_2(tokens))
@@ -290,3 +363,14 @@ def attention_packed_reference(qkv, cu_seqlens, num_heads):
     q, k, v = (t.view(tokens, num_heads, hidden // num_heads).transpose(0, 1) for t in qkv.split(hidden, dim=-1))
     context = F.scaled_dot_product_attention(q, k, v, attn_mask=same_sequence)
     return context.transpose(0, 1).reshape(tokens, hidden)
+
+
+def attention_packed_rows(qkv, cu_seqlens, rows, num_heads):
+    """``attention_packed`` for some query rows only: ``rows`` index the T packed tokens -> [N, H]."""
+    check_packed("attention_packed_rows", qkv, cu_seqlens)
+    _check_rows(qkv, rows)
+    return _rows_attention(qkv, rows, None, cu_seqlens, 0, num_heads)
+
+
+def attention_packed_rows_reference(qkv, cu_seqlens, rows, num_heads):
+    return attention_packed_reference(qkv, cu_seqlens, num_heads).index_select(0, rows)

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 import fastbert.ops.attention as attention_module
-from fastbert.ops.attention import attention, attention_packed, attention_packed_reference, attention_reference
+from fastbert.errors import InputError
+from fastbert.ops.attention import (attention, attention_packed, attention_packed_reference, attention_packed_rows,
+                                    attention_reference, attention_rows)
 from tests.conftest import HAS_CUDA
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
 
@@ -103,6 +105,48 @@ def test_packed_attention_sequences_past_the_batch_do_nothing():
     qkv = torch.randn(29, 3 * 2 * 16, device=DEVICE)
     padded = cu_seqlens_of([20, 9, 0, 0, 0])
     assert torch.equal(attention_packed(qkv, padded, 2), attention_packed(qkv, cu_seqlens_of([20, 9]), 2))
+
+
+def some_rows(tokens, count):
+    """``count`` random token rows, the first and last among them, in no particular order and with a repeat."""
+    rows = torch.cat([torch.tensor([tokens - 1, 0]), torch.randint(0, tokens, (count,))])
+    return rows[torch.randperm(len(rows))].to(DEVICE)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("seq", [1, 7, 33, 512] if HAS_CUDA else [1, 7, 33, 130])
+@pytest.mark.parametrize("head_dim", [64, 12])
+def test_attention_rows_are_rows_of_attention(dtype, seq, head_dim):
+    """Fully padded sequences included (zeros), and left padding, whose rows have their valid keys after."""
+    heads = 4 if HAS_CUDA else 2
+    qkv = torch.randn(4, seq, 3 * heads * head_dim, device=DEVICE).to(dtype)
+    mask = torch.cat([padded_mask(3, seq), masks_of_every_pattern(seq, 32)[:1]])
+    rows = some_rows(4 * seq, 6)
+    expected = attention_reference(qkv.float(), mask, heads).reshape(4 * seq, -1)[rows]
+    assert_matches(attention_rows(qkv, mask, rows, heads), expected, dtype, ulps=8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("lengths", [[1], [7, 0, 33], [65, 1, 64, 0, 0], [512, 511, 3] if HAS_CUDA else [130, 2]])
+def test_packed_attention_rows_are_rows_of_packed_attention(dtype, lengths):
+    """Empty sequences (between others, and a graph bucket's after the real ones) hold no row and shift none."""
+    heads = 4 if HAS_CUDA else 2
+    cu_seqlens = cu_seqlens_of(lengths)
+    qkv = torch.randn(sum(lengths), 3 * heads * 64, device=DEVICE).to(dtype)
+    starts = cu_seqlens[:-1][torch.tensor(lengths, device=DEVICE) > 0]  # a sequence's first row ends the one before
+    rows = torch.cat([some_rows(sum(lengths), 6), starts.long()])
+    expected = attention_packed_reference(qkv.float(), cu_seqlens, heads)[rows]
+    assert_matches(attention_packed_rows(qkv, cu_seqlens, rows.int(), heads), expected, dtype, ulps=8)
+
+
+def test_attention_rows_refuse_rows_that_are_no_index():
+    qkv = torch.randn(2, 5, 3 * 32, device=DEVICE)
+    mask = torch.ones(2, 5, dtype=torch.int32, device=DEVICE)
+    for rows in (torch.zeros(2, 1, dtype=torch.long, device=DEVICE), torch.zeros(3, device=DEVICE)):
+        with pytest.raises(InputError, match="rows must be a 1-D int32 or int64 tensor"):
+            attention_rows(qkv, mask, rows, 2)
+    with pytest.raises(InputError, match=r"attention_packed_rows needs \[T, 3H\] qkv"):
+        attention_packed_rows(qkv, cu_seqlens_of([5, 5]), torch.zeros(1, dtype=torch.long, device=DEVICE), 2)
 
 
 @pytest.mark.gpu
