@@ -178,8 +178,8 @@ def _packed_attention_kernel(
 def _rows_attention_kernel(
     qkv_ptr, rows_ptr, key_mask_ptr, cu_seqlens_ptr, out_ptr,
     seq_len, num_seqs, head_dim, hidden, scale_log2, stride_qkv_s, stride_out,
-    PACKED: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_B: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PACKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_B: tl.constexpr, PRECISION: tl.constexpr,
 ):
     # Program (i, head) takes query row rows[i] of the token-flat qkv. Its sequence is the seq_len rows around it
     # (padded, keys masked), or the one whose cu_seqlens range holds it (packed).
@@ -194,11 +194,12 @@ def _rows_attention_kernel(
     else:
         start = row // seq_len * seq_len
         length = seq_len
-    # tl.dot takes 16 query rows at least: the row is the first of a tile whose others are not kept
+    # the row is the first of a QUERY_TILE whose others are not kept
     context = context_rows(qkv_ptr + start * stride_qkv_s + head * head_dim, key_mask_ptr + start, row - start,
                            length, head_dim, hidden, scale_log2, stride_qkv_s, HAS_MASK=not PACKED,
-                           KEY_SPAN=not PACKED, BLOCK_M=16, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D, PRECISION=PRECISION)
-    first = tl.sum(tl.where(tl.arange(0, 16)[:, None] == 0, context, 0.0), 0)
+                           KEY_SPAN=not PACKED, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_D=BLOCK_D,
+                           PRECISION=PRECISION)
+    first = tl.sum(tl.where(tl.arange(0, BLOCK_M)[:, None] == 0, context, 0.0), 0)
     offs_d = tl.arange(0, BLOCK_D)
     tl.store(out_ptr + tl.program_id(0) * stride_out + head * head_dim + offs_d, first.to(out_ptr.dtype.element_ty),
              mask=offs_d < head_dim)
@@ -224,6 +225,7 @@ _tuned_attention_kernel = triton.autotune(_TUNING_SPACE, key=["seq_bucket", "bat
                                           do_bench=_graph_bench)(_attention_kernel)
 
 PACKED_TILE = 64  # query rows per program of the packed kernel
+QUERY_TILE = 16   # query rows per program where only a few are wanted: the smallest tile tl.dot takes
 _PACKED_TUNING_SPACE = [
     triton.Config({"BLOCK_N": bn}, num_warps=w, num_stages=s)
     for bn, w, s in [(32, 4, 2), (32, 4, 4), (64, 4, 3), (64, 4, 4)]
@@ -305,7 +307,7 @@ def _rows_attention(qkv, rows, key_mask, cu_seqlens, seq_len, num_heads):
         _rows_attention_kernel[(len(rows), num_heads)](
             qkv, rows, key_mask if not packed else rows, cu_seqlens if packed else rows, out,
             seq_len, num_seqs, head_dim, hidden, softmax_scale_log2(head_dim), qkv.stride(0), out.stride(0),
-            PACKED=packed, BLOCK_N=32 if interpreting() else 64, BLOCK_D=block_size(head_dim),
+            PACKED=packed, BLOCK_M=QUERY_TILE, BLOCK_N=32 if interpreting() else 64, BLOCK_D=block_size(head_dim),
             BLOCK_B=block_size(num_seqs), PRECISION=dot_precision(qkv.dtype), num_warps=4, num_stages=2)
     return out
 

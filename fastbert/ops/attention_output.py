@@ -17,13 +17,12 @@ import triton
 import triton.language as tl
 
 from ..errors import InputError
-from .attention import attention, attention_reference, check_padded, context_rows, softmax_scale_log2
+from .attention import QUERY_TILE, attention, attention_reference, check_padded, context_rows, softmax_scale_log2
 from .common import block_size, check_device, check_shape, dot_precision
 from .layer_norm import layer_norm
 from .linear import linear, linear_reference
 
 FEW_TOKENS = 64  # batch x sequence up to which the projection runs inside the attention kernel
-QUERY_TILE = 16  # query rows per program: the smallest tile tl.dot takes
 
 
 @triton.jit
