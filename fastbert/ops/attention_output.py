@@ -19,6 +19,7 @@ import triton.language as tl
 from ..errors import InputError
 from .attention import QUERY_TILE, attention, attention_reference, check_padded, context_rows, softmax_scale_log2
 from .common import block_size, check_device, check_shape, dot_precision
+from .dependent_launch import launch_options, wait_for_producer
 from .layer_norm import layer_norm
 from .linear import linear, linear_reference
 
@@ -31,7 +32,7 @@ def _projected_attention_kernel(
     seq_len, num_heads, head_dim, hidden, scale_log2,
     stride_qkv_b, stride_qkv_s, stride_mask_b, stride_weight, stride_part, stride_parts_b, stride_parts_s,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CHUNK: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, DEPENDENT: tl.constexpr,
 ):
     batch = (tl.program_id(1) // num_heads).to(tl.int64)
     head = tl.program_id(1) % num_heads
@@ -40,6 +41,7 @@ def _projected_attention_kernel(
     # the weight slice, [CHUNK, head_dim]: loaded first, as it does not wait on the QKV projection's output
     weight = tl.load(weight_ptr + offs_c[:, None] * stride_weight + head * head_dim + offs_d[None, :],
                      mask=(offs_c[:, None] < hidden) & (offs_d[None, :] < head_dim), other=0.0)
+    wait_for_producer(DEPENDENT)
     first_row = tl.program_id(0) * BLOCK_M
     context = context_rows(qkv_ptr + batch * stride_qkv_b + head * head_dim, key_mask_ptr + batch * stride_mask_b,
                            first_row, seq_len, head_dim, hidden, scale_log2, stride_qkv_s,
@@ -68,7 +70,7 @@ def projected_attention(qkv, key_mask, num_heads, weight):
         qkv.stride(0), qkv.stride(1), key_mask.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
         parts.stride(2),
         BLOCK_M=QUERY_TILE, BLOCK_N=16 if seq_len <= 16 else 32, BLOCK_D=block_size(head_dim), CHUNK=chunk,
-        PRECISION=dot_precision(qkv.dtype), num_warps=4, num_stages=2)
+        PRECISION=dot_precision(qkv.dtype), num_warps=4, num_stages=2, **launch_options(qkv.device, batch * seq_len))
     return parts
 
 

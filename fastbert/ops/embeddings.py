@@ -13,6 +13,7 @@ import triton
 import triton.language as tl
 
 from .common import check_device, check_shape, row_warps
+from .dependent_launch import launch_options, wait_for_producer
 from .layer_norm import normalize_row
 
 
@@ -21,9 +22,10 @@ def _embeddings_kernel(
     ids_ptr, types_ptr, positions_ptr, word_ptr, position_ptr, type_ptr, weight_ptr, bias_ptr, out_ptr,
     seq_len, hidden, eps, padding_idx,
     HAS_TYPES: tl.constexpr, HAS_POSITIONS: tl.constexpr, ROBERTA_POSITIONS: tl.constexpr,
-    BLOCK_S: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_S: tl.constexpr, BLOCK_H: tl.constexpr, DEPENDENT: tl.constexpr,
 ):
     token = tl.program_id(0).to(tl.int64)
+    wait_for_producer(DEPENDENT)
     t = token % seq_len
     token_id = tl.load(ids_ptr + token)
     if HAS_POSITIONS:
@@ -72,6 +74,7 @@ def embeddings(input_ids, token_type_ids, word, position, token_type, weight, bi
         HAS_TYPES=token_type_ids is not None, HAS_POSITIONS=position_ids is not None,
         ROBERTA_POSITIONS=padding_idx is not None,
         BLOCK_S=triton.next_power_of_2(seq_len), BLOCK_H=block_h, num_warps=row_warps(block_h),
+        **launch_options(word.device, batch * seq_len),
     )
     return out
 

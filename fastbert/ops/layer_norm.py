@@ -13,6 +13,7 @@ import triton.language as tl
 
 from ..errors import InputError
 from .common import check_device, check_dtype, check_shape, row_warps
+from .dependent_launch import launch_options, wait_for_producer
 
 
 @triton.jit
@@ -31,10 +32,12 @@ def _layer_norm_kernel(
     x_ptr, residual_ptr, x_bias_ptr, weight_ptr, bias_ptr, out_ptr,
     n_cols, eps, stride_part, stride_x, stride_residual, stride_out,
     HAS_RESIDUAL: tl.constexpr, HAS_X_BIAS: tl.constexpr, PARTS: tl.constexpr, BLOCK: tl.constexpr,
+    DEPENDENT: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK)
     valid = cols < n_cols
+    wait_for_producer(DEPENDENT)
     x = tl.load(x_ptr + row * stride_x + cols, mask=valid, other=0.0).to(tl.float32)
     for part in tl.static_range(1, PARTS):  # partial sums of x, added in a fixed order
         x += tl.load(x_ptr + part * stride_part + row * stride_x + cols, mask=valid, other=0.0).to(tl.float32)
@@ -81,7 +84,7 @@ def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False,
         x3, res2, x_bias if x_bias is not None else bias, weight, bias, out2,
         hidden, eps, x3.stride(0), x3.stride(1), res2.stride(0), out2.stride(0),
         HAS_RESIDUAL=residual is not None, HAS_X_BIAS=x_bias is not None, PARTS=len(x3), BLOCK=block,
-        num_warps=_warps(block, x3.shape[1], len(x3)),
+        num_warps=_warps(block, x3.shape[1], len(x3)), **launch_options(x.device, x3.shape[1]),
     )
     return out
 

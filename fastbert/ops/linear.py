@@ -6,13 +6,14 @@ saves a pass over the [tokens, intermediate] activation (8-10% of a batch-32 for
 tanh form, within 5e-4 of the erf form BERT defines, yet it lands closer to exact fp32 GELU than GEMM + exact GELU
 does (max error 0.002 against 0.004), since it acts before the fp16 rounding; fp32 keeps the exact form.
 
-At few rows the GEMMs with nothing or a bias + GELU after them take ``few_rows_linear``: one program per
-tile of output columns holding every row, with the bias and the exact GELU in its epilogue. As the MLM decoder
-over the vocabulary at fill-mask's [MASK] rows, cuBLAS reads the weight at a third of the memory bandwidth
-(19 µs for 1 x 768 -> 28996 on the H200) where this kernel takes 9 µs. For the QKV and FFN-up projections it
-measured 0.1-0.5 µs faster than cuBLAS with its epilogues up to 64 rows (3.3 against 3.8 µs at 8 rows), but
-twelve layers gain only up to 16 rows (247 against 253 µs at 8 rows, 266 against 280 at 16, 3 µs lost at 32),
-hence the 16-row bound.
+At up to FEW_ROWS rows every GEMM but FFN-down's takes ``few_rows_linear``: one program per tile of output
+columns holding every row, with the bias and the exact GELU in its epilogue (the LayerNorm, when one follows, is
+the usual kernel). As the MLM decoder over the vocabulary at fill-mask's [MASK] rows, cuBLAS reads the weight at a
+third of the memory bandwidth (19 µs for 1 x 768 -> 28996 on the H200) where this kernel takes 9 µs. For the QKV
+and FFN-up projections it measured 0.1-0.5 µs faster than cuBLAS with its epilogues up to 64 rows (3.3 against
+3.8 µs at 8 rows). What decides the bound is the chain: with dependent launch (``dependent_launch``), a layer made
+only of Triton kernels lets each one fetch its weights while its predecessor runs, which a cuBLAS GEMM in the chain
+prevents. Twelve layers at 32 and 64 rows took 312 -> 276 and 332 -> 305 µs with the bound at 16 -> 64 rows.
 
 Up to 128 rows through a deep GEMM into the LayerNorm, as FFN-down at batch 1, take ``split_k_linear``:
 programs split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which
@@ -31,11 +32,12 @@ import triton.language as tl
 
 from ..errors import InputError
 from .common import check_device, check_dtype, check_shape, dot_precision
+from .dependent_launch import launch_options, prefetch_to_l2, prefetchable, wait_for_producer
 from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
-FEW_ROWS = 16        # few_rows_linear takes at most this many rows
+FEW_ROWS = 64        # few_rows_linear takes at most this many rows
 WIDE_OUTPUT = 8192   # outputs from which its tiles widen: enough programs remain to keep every SM reading weights
 SPLIT_K_ROWS = 128   # split_k_linear takes at most this many rows ...
 SPLIT_K_FROM = 2048  # ... from at least this many inputs, with a LayerNorm after
@@ -59,11 +61,23 @@ def _rows_times_weight(x_ptr, weight_ptr, rows, n, k_start, k_end, k, offs_n, st
 
 
 @triton.jit
+def _prefetch_then_wait(weight_ptr, offs_n, n, k_start, k_end, stride_w, DEPENDENT: tl.constexpr,
+                        PREFETCH: tl.constexpr):
+    """Weight rows ``offs_n``, inputs k_start .. k_end, on their way into L2 while the previous kernel runs."""
+    if PREFETCH:
+        row_ptrs = weight_ptr + tl.minimum(offs_n, n - 1).to(tl.int64) * stride_w + k_start
+        prefetch_to_l2(row_ptrs, (k_end - k_start) * (weight_ptr.dtype.element_ty.primitive_bitwidth // 8))
+    wait_for_producer(DEPENDENT)
+
+
+@triton.jit
 def _few_rows_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, stride_x, stride_w, stride_out,
                      HAS_BIAS: tl.constexpr, GELU: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                     BLOCK_K: tl.constexpr, PRECISION: tl.constexpr):
+                     BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, DEPENDENT: tl.constexpr,
+                     PREFETCH: tl.constexpr):
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
+    _prefetch_then_wait(weight_ptr, offs_n, n, 0, k, stride_w, DEPENDENT, PREFETCH)
     acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, 0, k, k, offs_n, stride_x, stride_w,
                              BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
     if HAS_BIAS:
@@ -81,9 +95,11 @@ def _check_few_rows(op: str, x, weight, most: int) -> None:
         raise InputError(f"{op} needs x and weight contiguous in their last dimension")
 
 
-def _few_rows_tiles(n: int) -> tuple[int, int, int]:
+def _few_rows_tiles(n: int, rows: int) -> tuple[int, int, int]:
     """(BLOCK_N, BLOCK_K, warps), the best measured on the H200 (benchmarks/NOTES.md)."""
-    return (128, 128, 4) if n >= WIDE_OUTPUT else (32, 256, 2)
+    if n >= WIDE_OUTPUT:
+        return 128, 128, 4
+    return (32, 256, 2) if rows <= 32 else (32, 128, 4)
 
 
 def few_rows_linear(x, weight, bias=None, *, gelu=False):
@@ -94,23 +110,34 @@ def few_rows_linear(x, weight, bias=None, *, gelu=False):
     check_device(x, weight, *(() if bias is None else (bias,)))
     _check_few_rows("few_rows_linear", x, weight, FEW_ROWS)
     out = torch.empty(rows, n, dtype=x.dtype, device=x.device)
-    block_n, block_k, warps = _few_rows_tiles(n)
+    block_n, block_k, warps = _few_rows_tiles(n, rows)
     _few_rows_kernel[(triton.cdiv(n, block_n),)](
         x, weight, bias if bias is not None else x, out, rows, n, k, x.stride(0), weight.stride(0), out.stride(0),
-        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=FEW_ROWS, BLOCK_N=block_n,
-        BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=warps, num_stages=3)
+        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=max(16, triton.next_power_of_2(rows)), BLOCK_N=block_n,
+        BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=warps, num_stages=3,
+        **_dependent_options(x, weight, k))
     return out
+
+
+def _dependent_options(x, weight, chunk: int) -> dict:
+    """Dependent launch, and the weight prefetch where the producer is a dependent kernel too: at up to FEW_ROWS
+    rows, where every kernel of a layer is a Triton one. After a cuBLAS GEMM the kernel starts only once that GEMM
+    is done, and its prefetch then duplicates the loads that follow (12 layers at seq 32 and 64: 8-11 µs slower)."""
+    options = launch_options(x.device, len(x))
+    return options | dict(PREFETCH=options["DEPENDENT"] and len(x) <= FEW_ROWS and prefetchable(weight, chunk))
 
 
 @triton.jit
 def _split_k_kernel(x_ptr, weight_ptr, parts_ptr, rows, n, k, k_chunk, stride_x, stride_w, stride_part,
                     stride_parts_m, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                    PRECISION: tl.constexpr):
+                    PRECISION: tl.constexpr, DEPENDENT: tl.constexpr, PREFETCH: tl.constexpr):
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     split = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
-    acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, split * k_chunk, tl.minimum((split + 1) * k_chunk, k), k,
-                             offs_n, stride_x, stride_w, BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
+    k_start, k_end = split * k_chunk, tl.minimum((split + 1) * k_chunk, k)
+    _prefetch_then_wait(weight_ptr, offs_n, n, k_start, k_end, stride_w, DEPENDENT, PREFETCH)
+    acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, k_start, k_end, k, offs_n, stride_x, stride_w,
+                             BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
     tl.store(parts_ptr + split * stride_part + offs_m[:, None] * stride_parts_m + offs_n[None, :], acc,
              mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
 
@@ -128,7 +155,8 @@ def split_k_linear(x, weight, splits=K_SPLITS):
     _split_k_kernel[(triton.cdiv(n, block_n), len(parts))](
         x, weight, parts, rows, n, k, k_chunk, x.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
         BLOCK_M=max(16, triton.next_power_of_2(rows)), BLOCK_N=block_n, BLOCK_K=block_k,
-        PRECISION=dot_precision(x.dtype), num_warps=4, num_stages=3)
+        PRECISION=dot_precision(x.dtype), num_warps=4, num_stages=3,
+        **_dependent_options(x, weight, k_chunk))
     return parts
 
 
@@ -148,15 +176,14 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     x2 = x.reshape(-1, k)
     residual = residual.reshape(-1, n) if residual is not None else None
     contiguous = x2.stride(-1) == 1 and weight.stride(-1) == 1
-    if residual is None and norm is None:
-        if contiguous and len(x2) <= FEW_ROWS:
-            return few_rows_linear(x2, weight, bias, gelu=gelu).view(*lead, n)
-        if not gelu:
-            return F.linear(x2, weight, bias).view(*lead, n)
     if contiguous and len(x2) <= SPLIT_K_ROWS and k >= SPLIT_K_FROM and norm is not None and not gelu:
         parts = split_k_linear(x2, weight)
         return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=x.dtype).view(*lead, n)
-    if gelu and bias is not None and x.is_cuda and x.dtype in GELU_EPILOGUE_DTYPES:
+    if contiguous and len(x2) <= FEW_ROWS:
+        y, bias = few_rows_linear(x2, weight, bias, gelu=gelu), None
+    elif residual is None and norm is None and not gelu:
+        return F.linear(x2, weight, bias).view(*lead, n)
+    elif gelu and bias is not None and x.is_cuda and x.dtype in GELU_EPILOGUE_DTYPES:
         y, bias = torch._addmm_activation(bias, x2, weight.t(), use_gelu=True), None
     else:
         y = F.linear(x2, weight)

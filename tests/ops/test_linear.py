@@ -84,20 +84,22 @@ def test_few_rows_of_a_strided_input_take_the_cublas_path():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rows", [1, 7, FEW_ROWS, FEW_ROWS + 1])
-@pytest.mark.parametrize("gelu", [False, True])
-def test_few_rows_into_narrow_outputs(monkeypatch, dtype, rows, gelu):
-    """QKV and FFN-up at batch 1: few_rows_linear up to FEW_ROWS rows, with the bias and the exact GELU
-    fused, cuBLAS past them; a K and an N that are not multiples of the kernel's tiles."""
+@pytest.mark.parametrize("rows", [1, 7, 33, FEW_ROWS, FEW_ROWS + 1])
+@pytest.mark.parametrize("epilogue", EPILOGUES)
+def test_few_rows_into_narrow_outputs(monkeypatch, dtype, rows, epilogue):
+    """QKV, FFN-up, the out-projection and the MLM transform at batch 1: few_rows_linear up to FEW_ROWS rows (both
+    of its tiles), with the bias and the exact GELU fused and the LayerNorm after it, cuBLAS past them; a K and an
+    N that are not multiples of the kernel's tiles."""
     calls = []
     monkeypatch.setattr(module, "few_rows_linear", lambda *args, **kwargs: calls.append(args) or few_rows_linear(
         *args, **kwargs))
-    x, weight, bias, kwargs = make_args(rows, 300, 70, dtype, "gelu" if gelu else "plain")
-    expected = linear_reference(x.float(), weight.float(), bias.float(), **kwargs)
+    x, weight, bias, kwargs = make_args(rows, 300, 70, dtype, epilogue)
+    expected = linear_reference(x.float(), weight.float(), bias.float(), **upcast(kwargs))
     assert_matches(linear(x, weight, bias, **kwargs), expected, dtype, ulps=8)
     assert len(calls) == (rows <= FEW_ROWS)
     if rows <= FEW_ROWS:
-        without_bias = linear_reference(x.float(), weight.float(), **kwargs)
+        gelu = kwargs.get("gelu", False)
+        without_bias = linear_reference(x.float(), weight.float(), gelu=gelu)
         assert_matches(few_rows_linear(x, weight, gelu=gelu), without_bias, dtype, ulps=8)
 
 
