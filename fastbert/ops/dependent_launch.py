@@ -8,9 +8,10 @@ kernel runs ahead of the chain. Correctness never rests on the early start: ever
 constexpr waits before its first dependent access, and a launch without the attribute waits for its predecessor
 as usual.
 
-Only batches of up to DEPENDENT_ROWS tokens launch so. Past that the kernels sit between cuBLAS GEMMs, which let
-their dependents start early too, and thousands of waiting programs took SM slots from the GEMM (H200, bert-base,
-fp16: batch 32 x 128 went 1543 -> 1587 µs per forward, where batch 1 gained 41 µs at seq 8 and 12 at seq 128).
+Only batches of up to DEPENDENT_ROWS tokens launch so: past that it lost (H200, bert-base, fp16: batch 32 x 128
+went 1543 -> 1587 µs per forward, where batch 1 gained 41 µs at seq 8 and 12 at seq 128). The likely cause, not
+profiled: there the kernels sit between cuBLAS GEMMs, and if those let dependents start early, thousands of waiting
+programs hold SM slots the GEMM wants.
 """
 
 from __future__ import annotations
