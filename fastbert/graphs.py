@@ -151,6 +151,7 @@ class GraphRunner:
         mask.reshape(-1)[tokens_b:] = 0
         return PackedBatch.from_padded(np.zeros_like(mask), mask, None, None, None)
 
+    @torch.inference_mode()
     def _capture(self, key) -> CapturedGraph:
         size = buffer_size(key)
         pinned = torch.zeros(size, dtype=torch.int32, pin_memory=True)

@@ -77,7 +77,8 @@ def stage_padded(v: dict, input_ids, attention_mask, token_type_ids, logits_rows
     if len(v["rows"]):
         v["rows"].fill(0)
         # flat indices are into [B, S]; the buffer's tokens are laid out [batch_b, seq_b]
-        v["rows"][: len(logits_rows)] = logits_rows // seq_len * seq_b + logits_rows % seq_len
+        v["rows"][: len(logits_rows)] = logits_rows if seq_len == seq_b else (
+            logits_rows // seq_len * seq_b + logits_rows % seq_len)
 
 
 def stage_packed(v: dict, batch: PackedBatch, pad_id: int) -> None:
