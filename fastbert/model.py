@@ -189,12 +189,14 @@ class FastBert(nn.Module):
                 mask = mask if mask is not None else np.ones(ids.shape, dtype=np.int32)
                 if self._packs(mask, at, forced=return_packed or self.packed is True):
                     return self._forward_packed(ids, mask, types, at, graphs=graphs, return_packed=return_packed)
-            if graphed:  # a replay needs no autograd state, and entering inference mode costs a batch-1 call 2-4 µs
+            if graphed:  # a replay needs no autograd state: entering a no-grad mode would cost a batch-1 call 2-4 µs
                 logits_rows = np.flatnonzero(at) if at is not None else None
                 return FastBertOutput(*self.graph_runner(ids, mask, types, logits_rows))
         return FastBertOutput(*self._forward_eager(input_ids, attention_mask, token_type_ids, logits_at))
 
-    @torch.inference_mode()
+    # no_grad rather than inference_mode: outputs stay ordinary tensors, which callers may update in place (as those
+    # of a graph replay, cloned outside any such mode)
+    @torch.no_grad()
     def _forward_eager(self, input_ids, attention_mask, token_type_ids, logits_at):
         """Checked inputs, numpy arrays or tensors, to the device and through ``run``."""
         device = self.device
@@ -228,7 +230,7 @@ class FastBert(nn.Module):
             return FastBertOutput(*self.graph_runner.packed(batch, return_packed=return_packed))
         return self._run_packed_eagerly(batch, return_packed)
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def _run_packed_eagerly(self, batch: PackedBatch, return_packed: bool) -> FastBertOutput:
         key = (PACKED, batch.shape[0], batch.tokens, rows_key(self.mlm is not None, batch.logits_count))
         host = np.empty(buffer_size(key), dtype=np.int32)

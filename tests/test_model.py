@@ -6,6 +6,7 @@ import torch
 
 from fastbert import FastBert, InputError
 from tests.checkpoints import TINY_BERT, TINY_ROBERTA, hf_model
+from tests.conftest import DEVICE
 
 HIDDEN_ATOL = 2e-4  # fp32 end to end: both sides accumulate differently, nothing more
 LOGITS_ATOL = 5e-4
@@ -114,6 +115,24 @@ def test_lists_and_numpy_arrays_answer_like_tensors(bert_mlm_dir):
         torch.testing.assert_close(out.last_hidden_state, expected.last_hidden_state, rtol=0, atol=0)
         torch.testing.assert_close(out.logits, expected.logits, rtol=0, atol=0)
 
+
+
+@pytest.mark.parametrize("graphs", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_outputs_may_be_updated_in_place(bert_mlm_dir, graphs, packed):
+    """As transformers' outputs may: tensors made in inference mode would refuse it outside that mode. On the GPU
+    the graph replays (padded and packed) are covered too."""
+    model = FastBert.from_pretrained(bert_mlm_dir, device=DEVICE)
+    model.use_cuda_graphs = graphs and DEVICE == "cuda"
+    model.packed = packed
+    ids, mask, _ = random_batch(TINY_BERT, [12, 3], pad_id=0, with_types=False)
+    at = torch.zeros(ids.shape, dtype=torch.bool)
+    at[0, 5] = at[1, 2] = True
+    for out in (model(ids, attention_mask=mask), model(ids, attention_mask=mask, logits_at=at)):
+        for tensor in (out.last_hidden_state, out.logits):
+            before = tensor.clone()
+            tensor.mul_(2)
+            torch.testing.assert_close(tensor, before * 2)
 
 @pytest.mark.parametrize(
     "kwargs, message",
