@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 
 from ..errors import InputError
-from .common import check_device, check_dtype, check_shape, dot_precision
+from .common import block_size, check_device, check_dtype, check_shape, dot_precision
 from .dependent_launch import launch_options, prefetch_to_l2, prefetchable, wait_for_producer
 from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
@@ -113,7 +113,7 @@ def few_rows_linear(x, weight, bias=None, *, gelu=False):
     block_n, block_k, warps = _few_rows_tiles(n, rows)
     _few_rows_kernel[(triton.cdiv(n, block_n),)](
         x, weight, bias if bias is not None else x, out, rows, n, k, x.stride(0), weight.stride(0), out.stride(0),
-        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=max(16, triton.next_power_of_2(rows)), BLOCK_N=block_n,
+        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=block_size(rows), BLOCK_N=block_n,
         BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=warps, num_stages=3,
         **_dependent_options(x, weight, k))
     return out
@@ -154,7 +154,7 @@ def split_k_linear(x, weight, splits=K_SPLITS):
     parts = torch.empty(triton.cdiv(k, k_chunk), rows, n, dtype=torch.float32, device=x.device)
     _split_k_kernel[(triton.cdiv(n, block_n), len(parts))](
         x, weight, parts, rows, n, k, k_chunk, x.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
-        BLOCK_M=max(16, triton.next_power_of_2(rows)), BLOCK_N=block_n, BLOCK_K=block_k,
+        BLOCK_M=block_size(rows), BLOCK_N=block_n, BLOCK_K=block_k,
         PRECISION=dot_precision(x.dtype), num_warps=4, num_stages=3,
         **_dependent_options(x, weight, k_chunk))
     return parts
