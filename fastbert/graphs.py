@@ -14,12 +14,14 @@ memory. Replays run on the caller's stream under a lock, so calls from several t
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .ops.common import collection_paused
 from .packing import PackedBatch, token_bucket
 from .staging import PACKED, PADDED, buffer_size, rows_key, stage_packed, stage_padded, views
 
@@ -53,7 +55,9 @@ class CapturedGraph:
 
 class GraphRunner:
     def __init__(self, model, max_graphs: int = 64, max_batch: int = 64):
-        self.model = model
+        # not a strong reference: a model and its runner in a cycle would hold the graphs' memory past ``del model``,
+        # until a garbage collection
+        self.model = weakref.proxy(model)
         self.max_graphs = max_graphs
         self.max_batch = max_batch
         self.pool = torch.cuda.graph_pool_handle()
@@ -172,7 +176,7 @@ class GraphRunner:
         forward()
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
+        with collection_paused(), torch.cuda.graph(graph, pool=self.pool):
             static.copy_(pinned, non_blocking=True)  # a memcpy node: pinned memory may be read from a graph
             outputs = forward()
         done = torch.cuda.Event()

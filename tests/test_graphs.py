@@ -1,6 +1,8 @@
 """CUDA-graph runner: buckets, and on the GPU replay == eager, padding invariance, threads, the LRU bound."""
 
+import gc
 import threading
+import weakref
 
 import pytest
 import torch
@@ -96,6 +98,19 @@ def test_live_graphs_are_bounded(gpu_model_dir):
     for seq in (8, 16, 32, 64, 8):
         graphed(torch.randint(1, 100, (1, seq)))
     assert list(graphed.graph_runner.graphs) == [("padded", 1, 64, -1), ("padded", 1, 8, -1)]
+
+
+@pytest.mark.gpu
+def test_a_dropped_model_frees_its_graphs_at_once(gpu_model_dir):
+    _, graphed = eager_and_graphed(gpu_model_dir)
+    graphed(torch.randint(1, 100, (1, 8)))
+    dropped = weakref.ref(graphed)
+    gc.disable()
+    try:
+        del graphed
+        assert dropped() is None, "the model outlived its last reference: a reference cycle holds it and its graphs"
+    finally:
+        gc.enable()
 
 
 @pytest.mark.gpu

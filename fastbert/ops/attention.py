@@ -22,7 +22,7 @@ import triton.language as tl
 from triton.testing import do_bench_cudagraph
 
 from ..errors import InputError
-from .common import block_size, check_device, check_dtype, check_shape, dot_precision, interpreting
+from .common import block_size, check_device, check_dtype, check_shape, collection_paused, dot_precision, interpreting
 
 
 @triton.jit
@@ -212,7 +212,8 @@ def _graph_bench(fn, quantiles):
     The timed runs go to a stream of their own, unordered with the caller's: the caller's queued work must be
     done first, or they would write their output into memory that work has freed but not yet read."""
     torch.cuda.current_stream().synchronize()
-    return do_bench_cudagraph(fn, rep=10, quantiles=quantiles)
+    with collection_paused():
+        return do_bench_cudagraph(fn, rep=10, quantiles=quantiles)
 
 
 # (BLOCK_M, BLOCK_N, warps, stages); the key span pays only with tiles long enough to skip whole blocks

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 
 import torch
@@ -15,6 +17,20 @@ KERNEL_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 def interpreting() -> bool:
     """True when Triton runs kernels on the CPU through its interpreter (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+@contextlib.contextmanager
+def collection_paused():
+    """Around a CUDA-graph capture. torch no longer collects garbage before a capture, so a collection may fall
+    inside one and release other objects' CUDA resources through calls a capture forbids: GPU test runs had
+    processes abort in collections inside the attention tuner's captures."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def check_device(*tensors: torch.Tensor) -> None:
