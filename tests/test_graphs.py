@@ -1,6 +1,5 @@
 """CUDA-graph runner: buckets, and on the GPU replay == eager, padding invariance, threads, the LRU bound."""
 
-import gc
 import threading
 import weakref
 
@@ -9,6 +8,7 @@ import torch
 
 from fastbert import FastBert, InputError
 from fastbert.graphs import batch_bucket, seq_buckets, smallest_bucket
+from fastbert.ops.common import collection_paused
 from tests.test_model import random_batch
 from tests.test_model_triton import REALISTIC_BERT, hf_model
 
@@ -105,12 +105,9 @@ def test_a_dropped_model_frees_its_graphs_at_once(gpu_model_dir):
     _, graphed = eager_and_graphed(gpu_model_dir)
     graphed(torch.randint(1, 100, (1, 8)))
     dropped = weakref.ref(graphed)
-    gc.disable()
-    try:
+    with collection_paused():
         del graphed
         assert dropped() is None, "the model outlived its last reference: a reference cycle holds it and its graphs"
-    finally:
-        gc.enable()
 
 
 @pytest.mark.gpu

@@ -116,7 +116,6 @@ def test_lists_and_numpy_arrays_answer_like_tensors(bert_mlm_dir):
         torch.testing.assert_close(out.logits, expected.logits, rtol=0, atol=0)
 
 
-
 @pytest.mark.parametrize("graphs", [False, True])
 @pytest.mark.parametrize("packed", [False, True])
 def test_outputs_may_be_updated_in_place(bert_mlm_dir, graphs, packed):
@@ -133,6 +132,7 @@ def test_outputs_may_be_updated_in_place(bert_mlm_dir, graphs, packed):
             before = tensor.clone()
             tensor.mul_(2)
             torch.testing.assert_close(tensor, before * 2)
+
 
 @pytest.mark.parametrize(
     "kwargs, message",
