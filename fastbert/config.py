@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import CheckpointError, UnsupportedModelError
@@ -27,6 +27,11 @@ class BertConfig:
     pad_token_id: int = 0
     hidden_act: str = "gelu"
     tie_word_embeddings: bool = True
+    # what a head needs from config.json: the transformers class it was saved from, and a classifier's labels
+    architectures: tuple[str, ...] | None = None
+    id2label: dict[int, str] | None = field(default=None, hash=False)
+    label2id: dict[str, int] | None = field(default=None, hash=False)
+    problem_type: str | None = None  # "regression", "single_label_classification", "multi_label_classification"
 
     def __post_init__(self):
         if self.model_type not in SUPPORTED_MODEL_TYPES:
@@ -40,6 +45,12 @@ class BertConfig:
             raise CheckpointError(
                 f"hidden_size {self.hidden_size} is not divisible by num_attention_heads {self.num_attention_heads}"
             )
+
+    def labels(self, count: int) -> list[str]:
+        """The names of a classifier's ``count`` outputs: ``id2label``'s, else LABEL_0.. as transformers names them."""
+        if self.id2label is None:
+            return [f"LABEL_{i}" for i in range(count)]
+        return [self.id2label[i] for i in range(count)]
 
     @property
     def head_dim(self) -> int:
@@ -67,7 +78,12 @@ class BertConfig:
                 f"position_embedding_type {position_type!r} is not supported; fastbert runs 'absolute' positions"
             )
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in hf.items() if k in known and v is not None})
+        values = {k: v for k, v in hf.items() if k in known and v is not None}
+        if "architectures" in values:
+            values["architectures"] = tuple(values["architectures"])
+        if "id2label" in values:  # JSON object keys are strings
+            values["id2label"] = {int(i): label for i, label in values["id2label"].items()}
+        return cls(**values)
 
     @classmethod
     def from_json(cls, path: str | Path) -> "BertConfig":
@@ -86,7 +102,8 @@ class BertConfig:
             raise UnsupportedModelError(f"no preset named {name!r}; presets: {', '.join(sorted(PRESETS))}") from None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """config.json's fields, those not set left out (as transformers leaves out a plain encoder's labels)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if v is not None}
 
 
 _BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)

@@ -8,14 +8,15 @@ from pathlib import Path
 from .config import BertConfig
 from .hub import TOKENIZER_FILES, CheckpointSource
 from .model import FastBert, resolve_dtype
-from .weights import load_state
+from .weights import load_checkpoint
 
 
 def convert_checkpoint(src, dst, *, dtype="float16", revision=None, token=None) -> Path:
     """``src``: hub id or directory; ``dst``: directory for fastbert.safetensors, config.json, tokenizer files."""
     source = CheckpointSource(src, revision=revision, token=token)  # resolved once: weights and tokenizer files
     config = BertConfig.from_json(source.config_path)
-    model = FastBert.from_state(config, load_state(source, config), dtype=resolve_dtype(dtype, device=None))
+    checkpoint = load_checkpoint(source, config)
+    model = FastBert.from_state(config, checkpoint.state, head=checkpoint.head, dtype=resolve_dtype(dtype, device=None))
     dst = model.save_pretrained(dst)
     for filename in TOKENIZER_FILES:
         path = source.get(filename)

@@ -1,7 +1,7 @@
 """CUDA-graph runner: one graph per input bucket, all sharing one memory pool.
 
-Padded batches get a graph per (batch bucket, sequence bucket, logits rows); packed batches
-(``fastbert.packing``) one per (batch bucket, token-count bucket, logits rows). A call pads its
+Padded batches get a graph per (batch bucket, sequence bucket, selected rows); packed batches
+(``fastbert.packing``) one per (batch bucket, token-count bucket, selected rows). A call pads its
 inputs to the smallest bucket that holds them (padding tokens masked out or inert) into the graph's
 pinned staging buffer (``fastbert.staging``, numpy: at batch 1 the host work is a good part of
 latency) and replays; the graph's first node copies that buffer to the device, so a call launches
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .heads import Rows
 from .ops.common import collection_paused
 from .packing import PackedBatch, token_bucket
 from .staging import PACKED, PADDED, buffer_size, rows_key, stage_packed, stage_padded, views
@@ -50,7 +51,7 @@ class CapturedGraph:
     host: dict                # named numpy views of ``pinned`` (see fastbert.staging)
     inputs: dict              # named views of the graph's device copy of ``pinned``
     done: torch.cuda.Event    # the last call's replay (copy in included) and copies out have finished
-    outputs: tuple            # (hidden, logits, pooled) static output tensors
+    outputs: dict             # the forward pass's named static output tensors
 
 
 class GraphRunner:
@@ -70,36 +71,32 @@ class GraphRunner:
         """The largest packed batch that replays from a graph."""
         return self.max_batch * self.model.config.max_sequence_length
 
-    def _rows(self, logits_rows: int | None) -> int:
-        return rows_key(self.model.mlm is not None, logits_rows, batch_bucket)
-
     def key(self, batch: int, seq_len: int, logits_rows: int | None) -> tuple:
-        """The padded graph for [batch, seq_len] inputs with ``logits_rows`` MLM rows (None: every position)."""
-        return PADDED, batch_bucket(batch), smallest_bucket(seq_len, self.seq_buckets), self._rows(logits_rows)
+        """The padded graph for [batch, seq_len] inputs with ``logits_rows`` selected rows (None: no selection)."""
+        return PADDED, batch_bucket(batch), smallest_bucket(seq_len, self.seq_buckets), rows_key(logits_rows,
+                                                                                                 batch_bucket)
 
     def packed_key(self, batch: int, tokens: int, logits_rows: int | None) -> tuple:
-        return PACKED, batch_bucket(batch), token_bucket(tokens), self._rows(logits_rows)
+        return PACKED, batch_bucket(batch), token_bucket(tokens), rows_key(logits_rows, batch_bucket)
 
     def fits(self, batch: PackedBatch) -> bool:
         return batch.tokens <= self.max_tokens and batch.shape[0] <= self.max_tokens
 
     def __call__(self, input_ids: np.ndarray, attention_mask, token_type_ids, logits_rows):
         """[B, S] numpy inputs (validated; mask and types may be None; ``logits_rows``: flat indices of
-        the tokens that get logits, or None for all) -> (hidden, logits, pooled) on the device."""
+        the selected tokens, or None) -> the named outputs on the device, copied out of the graph's buffers."""
         batch, seq_len = input_ids.shape
-        key = self.key(batch, seq_len, None if logits_rows is None else len(logits_rows))
+        selected = logits_rows is not None
+        key = self.key(batch, seq_len, len(logits_rows) if selected else None)
+        layout = self.model.output_rows(selected=selected)
+        ends = {Rows.TOKENS: (batch, seq_len), Rows.SELECTED: (len(logits_rows) if selected else 0,),
+                Rows.SEQUENCES: (batch,)}
 
         def stage(host):
             stage_padded(host, input_ids, attention_mask, token_type_ids, logits_rows, self.model.config.pad_token_id)
 
         def finish(outputs, inputs):
-            hidden, logits, pooled = outputs
-            if logits_rows is None:
-                hidden, logits = (t[:batch, :seq_len] if t is not None else None for t in (hidden, logits))
-            else:
-                hidden, logits = hidden[: len(logits_rows)], logits[: len(logits_rows)]
-            pooled = pooled[:batch] if pooled is not None else None
-            return tuple(t.clone() if t is not None else None for t in (hidden, logits, pooled))
+            return {name: t[tuple(slice(end) for end in ends[layout[name]])].clone() for name, t in outputs.items()}
 
         return self._replay(key, stage, finish)
 
@@ -110,8 +107,10 @@ class GraphRunner:
         def stage(host):
             stage_packed(host, batch, self.model.config.pad_token_id)
 
+        layout = self.model.output_rows(selected=batch.logits_rows is not None)
+
         def finish(outputs, inputs):
-            return batch.unpack(outputs, inputs, return_packed=return_packed)
+            return batch.unpack(outputs, layout, inputs, return_packed=return_packed)
 
         return self._replay(key, stage, finish)
 

@@ -1,73 +1,77 @@
-"""The BERT / RoBERTa encoder and its MLM head on fastbert's fused layout.
+"""The BERT / RoBERTa encoder on fastbert's fused layout, and the engine that runs it with its heads.
 
 Every step is an op of the chosen backend (``fastbert.ops``): the PyTorch references, or the Triton
 kernels with cuBLAS GEMMs. A linear op carries what follows it in BERT (bias, GELU, residual,
-LayerNorm) so that it can be fused: on the GPU each line below is one or two launches.
+LayerNorm) so that it can be fused: on the GPU each line below is one or two launches. Task heads
+(``fastbert.heads``) declare the token rows they read: where none reads every token, the last layer runs at
+those rows alone, and each head's named outputs reach the caller by the rows they have.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from . import packing
+from . import heads, packing
 from .config import BertConfig
 from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
+from .heads import Head, LastLayer, Rows
 from .hub import CheckpointSource
 from .inputs import as_array, check_inputs
+from .layers import LayerNorm, Linear, Table, norm_args
 from .ops import BACKENDS
 from .ops.common import interpreting
 from .packing import PackedBatch, packing_obstacle, pays_to_pack
 from .staging import PACKED, PADDED, buffer_size, rows_key, stage_packed, views
-from .weights import FASTBERT_WEIGHTS, load_state
+from .weights import FASTBERT_WEIGHTS, load_checkpoint
 
 DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
 
 
+class FastBertOutput(dict):
+    """A forward pass's named outputs, as keys or attributes; one the model does not produce reads None.
+
+    ``last_hidden_state``: [B, S, H]; [N, H] at the N positions of ``logits_at``; None when the head reads one row
+    per sequence only (sequence classification), since the last layer then runs at those rows alone. ``logits``: the
+    head's (masked LM [B, S, V], or [N, V] with ``logits_at``; sequence classification [B, L]; token classification
+    [B, S, L]). ``pooler_output``: [B, H] where the checkpoint has a pooler. ``sentence_embedding``: [B, D] with a
+    sentence-embedding head. With ``return_packed``, per-token outputs are [T, ...] for the T real tokens and
+    ``cu_seqlens`` [B + 1] holds each row's token offsets."""
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self.get(name)
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+
 @dataclass
-class FastBertOutput:
-    last_hidden_state: torch.Tensor             # [B, S, H]; [N, H] for the N positions of logits_at
-    logits: torch.Tensor | None = None          # [B, S, V]; [N, V] for the N positions of logits_at; None: no MLM head
-    pooler_output: torch.Tensor | None = None   # [B, H] where the checkpoint has a pooler
-    cu_seqlens: torch.Tensor | None = None      # [B + 1] int32 token offsets of each row when return_packed
+class TokenLayout:
+    """Where each sequence's tokens lie among a call's token rows: [B, S] under a key mask, or packed."""
+    key_mask: torch.Tensor | None = None      # padded: [B, S] int32, 1 for real tokens
+    cu_seqlens: torch.Tensor | None = None    # packed: [B + 1] int32 token offsets
+    first_tokens: torch.Tensor | None = None  # packed: [B] each sequence's first token (0 for an empty one)
 
-
-class Linear(nn.Module):
-    """Parameters only: every tensor comes from a checkpoint, so nothing is initialized (and building
-    the model on the meta device costs nothing)."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
-        self.bias = nn.Parameter(torch.empty(out_features))
-
-
-class Table(nn.Module):
-    def __init__(self, rows: int, dim: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(rows, dim))
-
-
-class LayerNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(dim))
-        self.bias = nn.Parameter(torch.empty(dim))
-        self.eps = eps
-
-
-def norm_args(norm: LayerNorm) -> tuple:
-    return norm.weight, norm.bias, norm.eps
+    def rows(self, kind: Rows) -> torch.Tensor:
+        """Flat token-row indices of each sequence's FIRST or LAST token, [B]."""
+        if self.cu_seqlens is not None:
+            return self.first_tokens if kind is Rows.FIRST else (self.cu_seqlens[1:] - 1).clamp(min=0)
+        batch, seq_len = self.key_mask.shape
+        starts = torch.arange(0, batch * seq_len, seq_len, device=self.key_mask.device)
+        if kind is Rows.FIRST:
+            return starts  # position 0, as transformers' poolers read it
+        return starts + seq_len - 1 - self.key_mask.flip(1).argmax(dim=1)  # the last real token
 
 
 class Embeddings(nn.Module):
@@ -117,32 +121,21 @@ class EncoderLayer(nn.Module):
         return ops.linear(hidden, self.ffn_down.weight, self.ffn_down.bias, residual=x, norm=norm_args(self.ffn_norm))
 
 
-class MLMHead(nn.Module):
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.transform = Linear(config.hidden_size, config.hidden_size)
-        self.norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
-        self.decoder = Linear(config.hidden_size, config.vocab_size)
-
-    def forward(self, x, ops):                                                   # [..., H] -> [..., V]
-        h = ops.linear(x, self.transform.weight, self.transform.bias, gelu=True, norm=norm_args(self.norm))
-        return ops.linear(h, self.decoder.weight, self.decoder.bias)
-
-
-# tokens of a call from which, with logits_at, the last layer runs at the selected rows only: below, that path's
-# extra launches (the residual gather; up to 64 tokens, the output projection outside the attention kernel) cost
-# more than the rows it skips save (H200, benchmarks/NOTES.md)
+# tokens of a call from which the last layer runs at the heads' rows only, when no head reads every token: below,
+# that path's extra launches (the residual gather; up to 64 tokens, the output projection outside the attention
+# kernel) cost more than the rows it skips save (benchmarks/NOTES.md)
 PRUNE_FROM_TOKENS = 128
 
 
 class FastBert(nn.Module):
-    def __init__(self, config: BertConfig, *, mlm_head: bool = True, pooler: bool = False, backend: str = "torch"):
+    def __init__(self, config: BertConfig, *, head: Head | None = None, pooler: bool = False,
+                 backend: str = "torch"):
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
-        self.pooler = Linear(config.hidden_size, config.hidden_size) if pooler else None
-        self.mlm = MLMHead(config) if mlm_head else None
+        self.pooler = heads.Pooler(config) if pooler else None
+        self.head = head
         self.backend = backend
         self.use_cuda_graphs = False  # from_pretrained turns it on for CUDA models
         self.packed = None            # None: pack padded batches where it pays; True / False: always / never
@@ -166,16 +159,48 @@ class FastBert(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.embeddings.word_embeddings.weight.dtype
 
+    @property
+    def head_name(self) -> str:
+        return self.head.name if self.head is not None else heads.NO_HEAD
+
+    @property
+    def labels(self) -> list[str] | None:
+        """The names of a classification head's outputs, in order; None for other heads."""
+        out = getattr(self.head, "out", None)
+        return self.config.labels(out.weight.shape[0]) if out is not None else None
+
+    def attached_heads(self) -> list[Head]:
+        """The pooler, where the checkpoint has one, then the task head."""
+        return [h for h in (self.pooler, self.head) if h is not None]
+
+    def hidden_rows(self) -> Rows | None:
+        """The rows ``last_hidden_state`` holds: those the head reads among every token and the selected ones; None
+        when it reads one row per sequence only."""
+        reads = self.head.reads if self.head is not None else {Rows.TOKENS}
+        return next((rows for rows in (Rows.SELECTED, Rows.TOKENS) if rows in reads), None)
+
+    def output_rows(self, *, selected: bool) -> dict[str, Rows]:
+        """Each output's rows (Rows.TOKENS, SELECTED or SEQUENCES) on a call with or without ``logits_at``."""
+        def resolved(rows):
+            return Rows.TOKENS if rows is Rows.SELECTED and not selected else rows
+
+        hidden = self.hidden_rows()
+        layout = {"last_hidden_state": resolved(hidden)} if hidden is not None else {}
+        for head in self.attached_heads():
+            layout.update({name: resolved(rows) for name, rows in head.outputs.items()})
+        return layout
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, logits_at=None,
                 return_packed=False) -> FastBertOutput:
         """``attention_mask``: 1 for tokens, 0 for padding. ``logits_at``: a [B, S] bool mask; when given,
         ``logits`` and ``last_hidden_state`` are [N, ...] for its N true positions, in row-major order, and the MLM
-        head and the last layer run only there (and at the first tokens, for the pooler).
+        head and the last layer run only there (and at the rows other heads read).
         ``return_packed``: run packed and return [T, ...] outputs for the T tokens, with ``cu_seqlens``."""
         input_ids, attention_mask, token_type_ids, logits_at = check_inputs(
             self.config, input_ids, attention_mask, token_type_ids, logits_at)
-        if logits_at is not None and self.mlm is None:
-            raise InputError("logits_at selects where the MLM head runs, and this checkpoint has no MLM head")
+        if logits_at is not None and not any(Rows.SELECTED in head.reads for head in self.attached_heads()):
+            raise InputError(f"logits_at selects where the MLM head runs, and this model has no MLM head (its head: "
+                             f"{self.head_name})")
         graphs = self.use_cuda_graphs and self.device.type == "cuda"
         graphed = graphs and len(input_ids) <= self.graph_runner.max_batch
         # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
@@ -191,8 +216,8 @@ class FastBert(nn.Module):
                     return self._forward_packed(ids, mask, types, at, graphs=graphs, return_packed=return_packed)
             if graphed:  # a replay needs no autograd state: entering a no-grad mode would cost a batch-1 call 2-4 µs
                 logits_rows = np.flatnonzero(at) if at is not None else None
-                return FastBertOutput(*self.graph_runner(ids, mask, types, logits_rows))
-        return FastBertOutput(*self._forward_eager(input_ids, attention_mask, token_type_ids, logits_at))
+                return FastBertOutput(self.graph_runner(ids, mask, types, logits_rows))
+        return FastBertOutput(self._forward_eager(input_ids, attention_mask, token_type_ids, logits_at))
 
     # no_grad rather than inference_mode: outputs stay ordinary tensors, which callers may update in place (as those
     # of a graph replay, cloned outside any such mode)
@@ -218,7 +243,8 @@ class FastBert(nn.Module):
         return self.run(to_device(input_ids), key_mask, types, logits_index)
 
     def _packs(self, attention_mask: np.ndarray, logits_at, *, forced: bool) -> bool:
-        obstacle = packing_obstacle(attention_mask, logits_at, has_pooler=self.pooler is not None)
+        reads_first = any(Rows.FIRST in head.reads for head in self.attached_heads())
+        obstacle = packing_obstacle(attention_mask, logits_at, reads_first=reads_first)
         if forced and obstacle:
             raise InputError(f"this batch cannot run packed: {obstacle}")
         return forced or (obstacle is None and pays_to_pack(attention_mask))
@@ -227,37 +253,40 @@ class FastBert(nn.Module):
         batch = PackedBatch.from_padded(input_ids, attention_mask, token_type_ids, logits_at,
                                         self.embeddings.padding_idx)
         if graphs and self.graph_runner.fits(batch):
-            return FastBertOutput(*self.graph_runner.packed(batch, return_packed=return_packed))
+            return FastBertOutput(self.graph_runner.packed(batch, return_packed=return_packed))
         return self._run_packed_eagerly(batch, return_packed)
 
     @torch.no_grad()
     def _run_packed_eagerly(self, batch: PackedBatch, return_packed: bool) -> FastBertOutput:
-        key = (PACKED, batch.shape[0], batch.tokens, rows_key(self.mlm is not None, batch.logits_count))
+        key = (PACKED, batch.shape[0], batch.tokens, rows_key(batch.logits_count))
         host = np.empty(buffer_size(key), dtype=np.int32)
         stage_packed(views(host, key), batch, self.config.pad_token_id)
         inputs = views(torch.from_numpy(host).to(self.device), key)
-        return FastBertOutput(*batch.unpack(self.run_inputs(inputs, key), inputs, return_packed=return_packed))
+        layout = self.output_rows(selected=batch.logits_rows is not None)
+        return FastBertOutput(batch.unpack(self.run_inputs(inputs, key), layout, inputs, return_packed=return_packed))
 
-    def run(self, input_ids, key_mask, token_type_ids, logits_index):
-        """The forward pass on validated [B, S] device tensors: (hidden states, logits, pooled output)."""
+    def run(self, input_ids, key_mask, token_type_ids, logits_index) -> dict[str, torch.Tensor]:
+        """The forward pass on validated [B, S] device tensors: the named outputs of ``encode_and_heads``."""
         ops = self.ops
         x = self.embeddings(input_ids, token_type_ids, ops)                     # [B, S, H]
         return self.encode_and_heads(
             x, lambda qkv, heads, *output: ops.attention_output(qkv, key_mask, heads, *output),
-            lambda qkv, rows, heads: ops.attention_rows(qkv, key_mask, rows, heads), None, logits_index)
+            lambda qkv, rows, heads: ops.attention_rows(qkv, key_mask, rows, heads), TokenLayout(key_mask=key_mask),
+            logits_index)
 
-    def run_packed(self, input_ids, token_type_ids, position_ids, cu_seqlens, first_tokens, logits_index):
-        """The forward pass on a packed batch's [T] device tensors (``fastbert.packing``): hidden states and logits
-        ([T, ...], or [N, ...] at ``logits_index``), and the pooler at ``first_tokens``."""
+    def run_packed(self, input_ids, token_type_ids, position_ids, cu_seqlens, first_tokens,
+                   logits_index) -> dict[str, torch.Tensor]:
+        """The forward pass on a packed batch's [T] device tensors (``fastbert.packing``): per-token outputs are
+        [T, ...], or [N, ...] at ``logits_index``; per-sequence ones [B, ...]."""
         ops = self.ops
         x = self.embeddings(input_ids[None], token_type_ids[None], ops, position_ids[None])[0]         # [T, H]
         return self.encode_and_heads(
             x, lambda qkv, heads, weight, bias, residual, norm: ops.linear(
                 ops.attention_packed(qkv, cu_seqlens, heads), weight, bias, residual=residual, norm=norm),
-            lambda qkv, rows, heads: ops.attention_packed_rows(qkv, cu_seqlens, rows, heads), first_tokens,
-            logits_index)
+            lambda qkv, rows, heads: ops.attention_packed_rows(qkv, cu_seqlens, rows, heads),
+            TokenLayout(cu_seqlens=cu_seqlens, first_tokens=first_tokens), logits_index)
 
-    def run_inputs(self, inputs: dict, key: tuple):
+    def run_inputs(self, inputs: dict, key: tuple) -> dict[str, torch.Tensor]:
         """The forward pass on the named views of a staged input buffer (``fastbert.staging``)."""
         logits_index = inputs["rows"] if key[3] > 0 else None
         if key[0] == PADDED:
@@ -273,28 +302,29 @@ class FastBert(nn.Module):
             x = layer(x, attend, self.ops)
         return x
 
-    def encode_and_heads(self, x, attend, attend_rows, first_tokens, logits_index):
-        """(hidden states, logits, pooled output) from embeddings ``x``: [B, S, H] padded (``first_tokens`` None),
-        or [T, H] packed with each sequence's first token at ``first_tokens``. With ``logits_index``, hidden states
-        and logits are [N, ...] at those token rows, and from PRUNE_FROM_TOKENS tokens the last layer runs at those
-        rows only (and the pooler's): a layer's other rows feed nothing but their own outputs."""
-        token_count = x.numel() // x.shape[-1]
-        prune = logits_index is not None and token_count >= PRUNE_FROM_TOKENS
+    def encode_and_heads(self, x, attend, attend_rows, layout: TokenLayout, logits_index) -> dict[str, torch.Tensor]:
+        """The named outputs from embeddings ``x`` ([B, S, H] padded or [T, H] packed, as ``layout`` says), with the
+        heads' rows, ``logits_index`` (flat token rows) among them, in the last layer. From PRUNE_FROM_TOKENS tokens,
+        when no head reads every token, the last layer runs at those rows alone: a layer's other rows feed nothing
+        but their own outputs."""
+        reads = {Rows.TOKENS if rows is Rows.SELECTED and logits_index is None else rows
+                 for rows in [self.hidden_rows(), *(r for head in self.attached_heads() for r in head.reads)] if rows}
+        prune = Rows.TOKENS not in reads and x.numel() // x.shape[-1] >= PRUNE_FROM_TOKENS
         x = self.encode(x, attend, self.layers[:-1] if prune else None)
+        index = {rows: logits_index if rows is Rows.SELECTED else layout.rows(rows)
+                 for rows in reads if rows is not Rows.TOKENS}
         if prune:
-            if self.pooler is not None and first_tokens is None:
-                first_tokens = torch.arange(0, token_count, x.shape[1], device=x.device)
-            rows = logits_index if self.pooler is None else torch.cat([logits_index, first_tokens])
-            out = self.layers[-1].at_rows(x, rows, attend_rows, self.ops)
-            hidden, first = out[: len(logits_index)], out[len(logits_index):]
+            out = self.layers[-1].at_rows(x, torch.cat(list(index.values())), attend_rows, self.ops)
+            last = LastLayer(None, dict(zip(index, out.split([len(i) for i in index.values()]))))
         else:
-            hidden = x if logits_index is None else x.reshape(-1, x.shape[-1]).index_select(0, logits_index)
-            first = x[:, 0] if first_tokens is None else x.index_select(0, first_tokens)
-        pooled = None
-        if self.pooler is not None:
-            pooled = torch.tanh(F.linear(first, self.pooler.weight, self.pooler.bias))                # [B, H]
-        logits = self.mlm(hidden, self.ops) if self.mlm is not None else None
-        return hidden, logits, pooled
+            flat = x.reshape(-1, x.shape[-1])
+            last = LastLayer(x, {rows: flat.index_select(0, i) for rows, i in index.items()})
+        last.key_mask, last.cu_seqlens = layout.key_mask, layout.cu_seqlens
+        hidden = self.hidden_rows()
+        outputs = {"last_hidden_state": last.at(hidden)} if hidden is not None else {}
+        for head in self.attached_heads():
+            outputs.update(head(last, self.ops))
+        return outputs
 
     # ---- CUDA graphs ------------------------------------------------------------------------------------------
 
@@ -326,8 +356,10 @@ class FastBert(nn.Module):
     # ---- loading and saving -------------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, name_or_path, *, device=None, dtype=None, backend=None, revision=None, token=None):
-        """Load a Hugging Face BERT/RoBERTa checkpoint or a fastbert checkpoint (hub id or local directory)."""
+    def from_pretrained(cls, name_or_path, *, device=None, dtype=None, backend=None, revision=None, token=None,
+                        head=None):
+        """Load a Hugging Face BERT/RoBERTa checkpoint or a fastbert checkpoint (hub id or local directory), with the
+        head its config.json names, or ``head`` (``fastbert.heads.CHOICES``)."""
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = resolve_dtype(dtype, device)
         backend = backend or ("triton" if device.type == "cuda" else "torch")
@@ -338,27 +370,34 @@ class FastBert(nn.Module):
                              "before importing fastbert, or use backend='torch'")
         source = CheckpointSource(name_or_path, revision=revision, token=token)
         config = BertConfig.from_json(source.config_path)
-        model = cls.from_state(config, load_state(source, config), device=device, dtype=dtype, backend=backend)
+        checkpoint = load_checkpoint(source, config, head)
+        model = cls.from_state(config, checkpoint.state, head=checkpoint.head, device=device, dtype=dtype,
+                               backend=backend)
         model.name_or_path = source.name
         model.use_cuda_graphs = device.type == "cuda"
         return model
 
     @classmethod
-    def from_state(cls, config, state, *, device="cpu", dtype=torch.float32, backend="torch"):
-        """Build a model from tensors already in fastbert's layout (see ``fastbert.weights``)."""
+    def from_state(cls, config, state, *, head=None, device="cpu", dtype=torch.float32, backend="torch"):
+        """Build a model from tensors already in fastbert's layout (see ``fastbert.weights``); ``head`` as in
+        ``from_pretrained``."""
+        head = heads.pick(config, state, head)
+        head_class = heads.HEADS.get(head)
         with torch.device("meta"):
-            model = cls(config, mlm_head=any(k.startswith("mlm.") for k in state), pooler="pooler.weight" in state,
-                        backend=backend)
+            model = cls(config, head=head_class.from_checkpoint(config, state) if head_class else None,
+                        pooler="pooler.weight" in state, backend=backend)
         tensors = {name: t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
                    for name, t in state.items()}
-        if model.mlm is not None and "mlm.decoder.weight" not in tensors:
-            if not config.tie_word_embeddings:
-                raise CheckpointError("the MLM head has no decoder weight and tie_word_embeddings is false")
-            tensors["mlm.decoder.weight"] = tensors.get("embeddings.word_embeddings.weight")
+        if head_class is not None:
+            tensors = head_class.tied(tensors, config)
         expected = model.state_dict()
         missing = sorted(k for k in expected if tensors.get(k) is None)
         if missing:
             shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+            if all(k.startswith("head.") for k in missing):
+                raise CheckpointError(
+                    f"the {head} head needs tensors the checkpoint lacks: {shown}; it was saved without that head "
+                    f"(pass head= one it has, or 'none' for the encoder alone)")
             raise CheckpointError(f"the checkpoint lacks {len(missing)} tensors the model needs: {shown}")
         for name, want in expected.items():
             if tensors[name].shape != want.shape:
@@ -368,15 +407,18 @@ class FastBert(nn.Module):
         return model.requires_grad_(False).eval()
 
     def save_pretrained(self, directory) -> Path:
-        """Write a fastbert checkpoint: ``fastbert.safetensors`` in the fused layout, and ``config.json``."""
+        """Write a fastbert checkpoint: ``fastbert.safetensors`` in the fused layout, and ``config.json`` naming its
+        head as transformers names it."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.state_dict().items()}
-        word_embeddings = self.embeddings.word_embeddings.weight
-        if self.mlm is not None and self.mlm.decoder.weight.data_ptr() == word_embeddings.data_ptr():
-            del state["mlm.decoder.weight"]  # tied: safetensors holds no aliases; loading ties it again
+        state, stored = {}, set()
+        for name, tensor in self.state_dict().items():
+            if tensor.data_ptr() not in stored:  # a tied tensor: safetensors holds no aliases; loading ties it again
+                stored.add(tensor.data_ptr())
+                state[name] = tensor.contiguous()
         save_file(state, str(directory / FASTBERT_WEIGHTS), metadata={"format": "pt", "layout": "fastbert"})
-        (directory / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        config = replace(self.config, architectures=(heads.architecture_name(self.config, self.head_name),))
+        (directory / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         return directory
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .heads import Rows
+
 # Auto mode packs a batch of at least PACK_FROM_POSITIONS padded positions whose tokens fill at most
 # PACK_WHEN_FILLED_BELOW of them. From the crossover benchmark (bert-base fp16, H200, P50): packed won at every
 # fill up to 0.6 at 4 x 512, 32 x 128 and 32 x 512 (by 1.11x, 1.14x and 1.61x there), and up to 0.9-1.0 at batch
@@ -31,12 +33,13 @@ def token_bucket(tokens: int) -> int:
     return -(-tokens // step) * step
 
 
-def packing_obstacle(attention_mask: np.ndarray, logits_at: np.ndarray | None, has_pooler: bool) -> str | None:
-    """Why this batch cannot be packed without changing an answer, or None."""
+def packing_obstacle(attention_mask: np.ndarray, logits_at: np.ndarray | None, reads_first: bool) -> str | None:
+    """Why this batch cannot be packed without changing an answer, or None. ``reads_first``: a head reads each
+    row's first position (a pooler, a sequence classifier), where a packed batch has the first real token."""
     if logits_at is not None and np.any(logits_at & (attention_mask == 0)):
         return "logits_at selects positions where attention_mask is 0; a packed batch does not compute those"
-    if has_pooler and np.any(attention_mask.any(axis=1) & (attention_mask[:, 0] == 0)):
-        return "the pooler reads each row's first position, which attention_mask marks as padding in some row"
+    if reads_first and np.any(attention_mask.any(axis=1) & (attention_mask[:, 0] == 0)):
+        return "a head reads each row's first position, which attention_mask marks as padding in some row"
     return None
 
 
@@ -54,7 +57,7 @@ class PackedBatch:
     input_ids: np.ndarray           # [T]
     token_type_ids: np.ndarray      # [T]
     position_ids: np.ndarray        # [T] the positions each token had in its padded row
-    logits_rows: np.ndarray | None  # packed indices of the tokens that get logits; None: all
+    logits_rows: np.ndarray | None  # packed indices of the tokens logits_at selects; None: no selection
 
     @classmethod
     def from_padded(cls, input_ids, attention_mask, token_type_ids, logits_at, padding_idx) -> PackedBatch:
@@ -91,29 +94,30 @@ class PackedBatch:
         """[B] each row's first token, where the pooler reads; 0 for a row without tokens (zeroed later)."""
         return np.where(self.lengths > 0, self.cu_seqlens[:-1], 0)
 
-    def unpack(self, outputs: tuple, inputs: dict, *, return_packed: bool) -> tuple:
-        """The packed forward's device outputs (hidden [>= T, H] and logits, or both [>= N, ...] at logits rows;
-        pooled [>= B, H]) and the staged inputs it ran on (``fastbert.staging`` views) -> fresh (hidden, logits,
-        pooled, cu_seqlens) in the caller's layout; cu_seqlens only when ``return_packed``."""
-        hidden, logits, pooled = outputs
+    def unpack(self, outputs: dict, layout: dict, inputs: dict, *, return_packed: bool) -> dict:
+        """The packed forward's named device outputs (per token [>= T, ...], at the selected rows [>= N, ...], per
+        sequence [>= B, ...], as ``layout`` says: ``FastBert.output_rows``) and the staged inputs it ran on
+        (``fastbert.staging`` views) -> fresh outputs in the caller's layout, with ``cu_seqlens`` when
+        ``return_packed``."""
         batch, seq_len = self.shape
-        tokens = self.tokens
-        kept = inputs["kept"][:tokens]
+        kept = inputs["kept"][: self.tokens]
+        empty = np.flatnonzero(self.lengths == 0)
 
-        def unpacked(rows):
-            if self.logits_rows is not None:
+        def unpacked(name, rows):
+            if layout[name] is Rows.SELECTED:
                 return rows[: self.logits_count].clone()
-            return rows[:tokens].clone() if return_packed else scatter_rows(rows[:tokens], kept, batch, seq_len)
+            if layout[name] is Rows.SEQUENCES:
+                rows = rows[:batch].clone()
+                if len(empty):  # a row without tokens has nothing to pool
+                    rows[torch.from_numpy(empty).to(rows.device)] = 0
+                return rows
+            return rows[: self.tokens].clone() if return_packed else scatter_rows(rows[: self.tokens], kept, batch,
+                                                                                   seq_len)
 
-        hidden = unpacked(hidden)
-        logits = unpacked(logits) if logits is not None else None
-        if pooled is not None:
-            pooled = pooled[:batch].clone()
-            empty = np.flatnonzero(self.lengths == 0)
-            if len(empty):
-                pooled[torch.from_numpy(empty).to(pooled.device)] = 0
-        cu_seqlens = inputs["cu_seqlens"][: batch + 1].clone() if return_packed else None
-        return hidden, logits, pooled, cu_seqlens
+        unpacked_outputs = {name: unpacked(name, rows) for name, rows in outputs.items()}
+        if return_packed:
+            unpacked_outputs["cu_seqlens"] = inputs["cu_seqlens"][: batch + 1].clone()
+        return unpacked_outputs
 
 
 def scatter_rows(rows: torch.Tensor, kept: torch.Tensor, batch: int, seq_len: int) -> torch.Tensor:

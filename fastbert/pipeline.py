@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from .errors import InputError
+from .heads.masked_lm import MaskedLMHead
 from .hub import CheckpointSource
 from .model import FastBert
 from .tokenizer import MaskTokenizer
@@ -51,7 +52,7 @@ class FillMaskPipeline:
     task = "fill-mask"
 
     def __init__(self, model: FastBert, tokenizer: MaskTokenizer, *, batch_size: int | None = None):
-        if model.mlm is None:
+        if model.head_name != MaskedLMHead.name:
             raise ValueError(f"model {getattr(model, 'name_or_path', '')!r} has no masked-language-model head; "
                              "fill-mask needs a checkpoint saved from a *ForMaskedLM model")
         self.model = model

@@ -2,7 +2,7 @@
 
 A layout key names what a buffer holds: (PADDED, batch, seq_len, rows) for [B, S] inputs, or
 (PACKED, batch, tokens, rows) for a packed batch (``fastbert.packing``); ``rows`` is the number of
-logits rows, or ALL_POSITIONS, or NO_LOGITS. The CUDA-graph runner builds buffers for buckets and
+rows ``logits_at`` selects, or NO_SELECTION. The CUDA-graph runner builds buffers for buckets and
 fills them with smaller batches (padding masked out); the eager packed path builds them to size.
 """
 
@@ -16,15 +16,12 @@ import torch
 from .packing import PackedBatch
 
 PADDED, PACKED = "padded", "packed"
-ALL_POSITIONS = -1  # logits key: the MLM head on every token (no logits_at)
-NO_LOGITS = 0       # logits key: no MLM head
+NO_SELECTION = 0  # rows key: no logits_at
 
 
-def rows_key(has_mlm: bool, rows: int | None, bucket=lambda n: n) -> int:
-    """The logits part of a key: NO_LOGITS, ALL_POSITIONS (``rows`` None), or at least one row, bucketed."""
-    if not has_mlm:
-        return NO_LOGITS
-    return ALL_POSITIONS if rows is None else bucket(max(rows, 1))
+def rows_key(rows: int | None, bucket=lambda n: n) -> int:
+    """The selection part of a key: NO_SELECTION (``rows`` None), or at least one row, bucketed."""
+    return NO_SELECTION if rows is None else bucket(max(rows, 1))
 
 
 def fields(key: tuple) -> dict[str, tuple[int, ...]]:
@@ -34,7 +31,7 @@ def fields(key: tuple) -> dict[str, tuple[int, ...]]:
     else:
         tensors = dict(kept=(size,), ids=(size,), types=(size,), positions=(size,), cu_seqlens=(batch + 1,),
                        first=(batch,))
-    return tensors | dict(rows=(max(rows, 0),))
+    return tensors | dict(rows=(rows,))
 
 
 # int64 fields (index_copy_ takes no other index type), first in the buffer so that they stay 8-byte aligned

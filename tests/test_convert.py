@@ -35,7 +35,7 @@ def test_converted_checkpoint_loads_without_remapping(tmp_path, bert_mlm_dir, mo
     monkeypatch.setattr(fastbert.weights, "remap_hf_state",
                         lambda *a: pytest.fail("a fastbert checkpoint was remapped"))
     model = FastBert.from_pretrained(converted, device="cpu")
-    assert model.mlm.decoder.weight.data_ptr() == model.embeddings.word_embeddings.weight.data_ptr()
+    assert model.head.decoder.weight.data_ptr() == model.embeddings.word_embeddings.weight.data_ptr()
 
 
 def test_minilm_conversion_copies_tokenizer(tmp_path, minilm_path):

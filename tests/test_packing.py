@@ -142,7 +142,7 @@ def test_forced_packing_refuses_batches_it_would_answer_differently(bert_mlm_dir
     assert run(model, ids, attention_mask=mask, logits_at=at).logits.shape == (1, TINY_BERT["vocab_size"])
     pooled = load(bert_base_dir)
     _, left_mask = left_padded(ids, mask, pad_id=0)
-    with pytest.raises(InputError, match="pooler reads each row's first position"):
+    with pytest.raises(InputError, match="a head reads each row's first position"):
         pooled(ids, attention_mask=left_mask, return_packed=True)
 
 

@@ -49,14 +49,14 @@ def test_untied_decoder_is_kept(tmp_path):
     config = dict(TINY_BERT, tie_word_embeddings=False)
     save_hf_checkpoint(tmp_path, "BertForMaskedLM", config)
     model = FastBert.from_pretrained(tmp_path, device="cpu")
-    assert model.mlm.decoder.weight.data_ptr() != model.embeddings.word_embeddings.weight.data_ptr()
+    assert model.head.decoder.weight.data_ptr() != model.embeddings.word_embeddings.weight.data_ptr()
     ids = torch.randint(0, TINY_BERT["vocab_size"], (1, 6))
     torch.testing.assert_close(model(ids).logits, hf_reference("BertForMaskedLM", ids, config), atol=5e-4, rtol=0)
 
 
 def test_qkv_is_fused_in_query_key_value_order():
     state = hf_model("BertModel", TINY_BERT).state_dict()
-    fused = remap_hf_state(state, BertConfig.from_dict(dict(TINY_BERT)))
+    fused = remap_hf_state(state, BertConfig.from_dict(dict(TINY_BERT)), "none")
     expected = torch.cat([state[f"encoder.layer.1.attention.self.{p}.weight"] for p in ("query", "key", "value")])
     assert torch.equal(fused["layers.1.qkv.weight"], expected)
     assert not any("query" in k or "LayerNorm" in k for k in fused)
