@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from .commands import COMMANDS
+from .commands.texts import read_texts
 from .convert import convert_checkpoint
 from .errors import FastBertError
 from .pipeline import DEFAULT_MODEL, pipeline
@@ -29,9 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fill_mask(args: argparse.Namespace) -> None:
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not texts:
-        raise ValueError("no text to fill: give texts as arguments, or one per line on stdin")
+    texts = read_texts(args.texts, "text to fill")
     fill = pipeline("fill-mask", model=args.model, device=args.device, dtype=args.dtype, revision=args.revision,
                     batch_size=args.batch_size)
     results = fill(texts, top_k=args.top_k)
@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--dtype", default="float16", choices=DTYPE_CHOICES, help="default float16")
     conv.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
     conv.set_defaults(run=convert)
+    for command in COMMANDS:
+        command.register(commands)
     return parser
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputError
+from .errors import CheckpointError, InputError
 from .heads.masked_lm import MaskedLMHead
 from .hub import CheckpointSource
 from .model import FastBert
-from .tokenizer import MaskTokenizer
+from .tokenizer import TextTokenizer
 
 TASKS = ("fill-mask",)
 DEFAULT_MODEL = "bert-base-cased"
@@ -42,7 +42,7 @@ def pipeline(task: str, model: str | Path | FastBert | None = None, *, tokenizer
         raise ValueError("this FastBert was not loaded by from_pretrained: pass tokenizer= (a hub id or a directory "
                          "with the tokenizer files)")
     source = CheckpointSource(tokenizer, revision=revision, token=token)
-    return FillMaskPipeline(model, MaskTokenizer.from_source(source, roberta=model.config.is_roberta),
+    return FillMaskPipeline(model, TextTokenizer.from_source(source, roberta=model.config.is_roberta),
                             batch_size=batch_size)
 
 
@@ -51,10 +51,12 @@ class FillMaskPipeline:
 
     task = "fill-mask"
 
-    def __init__(self, model: FastBert, tokenizer: MaskTokenizer, *, batch_size: int | None = None):
+    def __init__(self, model: FastBert, tokenizer: TextTokenizer, *, batch_size: int | None = None):
         if model.head_name != MaskedLMHead.name:
             raise ValueError(f"model {getattr(model, 'name_or_path', '')!r} has no masked-language-model head; "
                              "fill-mask needs a checkpoint saved from a *ForMaskedLM model")
+        if tokenizer.mask_token_id is None:
+            raise CheckpointError(f"the tokenizer's vocabulary has no mask token {tokenizer.mask_token!r}")
         self.model = model
         self.tokenizer = tokenizer
         default = GPU_BATCH_SIZE if model.device.type == "cuda" else CPU_BATCH_SIZE

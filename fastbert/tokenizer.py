@@ -1,4 +1,4 @@
-"""The tokenizer of a fill-mask pipeline, on the ``tokenizers`` library alone (no transformers).
+"""The tokenizer of the pipelines and encoders, on the ``tokenizers`` library alone (no transformers).
 
 A checkpoint's ``tokenizer.json`` is used as it is. Without one, the same tokenizer is built the way
 transformers builds it: BERT's WordPiece from ``vocab.txt``, or RoBERTa's byte-level BPE from
@@ -27,15 +27,13 @@ ROBERTA_SPECIAL_TOKENS = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk
                               pad_token="<pad>", cls_token="<s>", mask_token="<mask>")
 
 
-class MaskTokenizer:
-    """Encodes texts for the model and decodes predictions, as transformers' fill-mask pipeline does."""
+class TextTokenizer:
+    """Encodes texts and text pairs for the model and decodes tokens, as transformers' fast tokenizers do."""
 
     def __init__(self, backend: Tokenizer, special_tokens: dict[str, str], *, clean_up_spaces: bool = False):
         self.backend = backend
-        self.mask_token = special_tokens["mask_token"]
-        self.mask_token_id = backend.token_to_id(self.mask_token)
-        if self.mask_token_id is None:
-            raise CheckpointError(f"the tokenizer's vocabulary has no mask token {self.mask_token!r}")
+        self.mask_token = special_tokens.get("mask_token")
+        self.mask_token_id = backend.token_to_id(self.mask_token) if self.mask_token is not None else None
         pad_token = special_tokens.get("pad_token")
         self.pad_token_id = backend.token_to_id(pad_token) if pad_token is not None else None
         # transformers skips this clean-up for BPE vocabularies, where it would eat real spaces
@@ -46,7 +44,7 @@ class MaskTokenizer:
         backend.no_truncation()
 
     @classmethod
-    def from_source(cls, source: CheckpointSource, *, roberta: bool) -> MaskTokenizer:
+    def from_source(cls, source: CheckpointSource, *, roberta: bool) -> TextTokenizer:
         """The tokenizer of a checkpoint; ``roberta`` picks the default special tokens and fallback vocabulary."""
         settings = _read_json(source.get("tokenizer_config.json"))
         special = special_tokens(settings, _read_json(source.get("special_tokens_map.json")), roberta=roberta)
@@ -58,11 +56,12 @@ class MaskTokenizer:
         names = {name: token.content for name, token in special.items()}
         return cls(backend, names, clean_up_spaces=settings.get("clean_up_tokenization_spaces", False))
 
-    def encode(self, texts: list[str], max_length: int) -> list[Encoding]:
-        """Token ids with the special tokens added; longer texts are cut to ``max_length`` keeping the final
-        special token (what was cut lies in each encoding's ``overflowing``)."""
+    def encode(self, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[Encoding]:
+        """Token ids with the special tokens added, of each text or (text, pair); longer inputs are cut to
+        ``max_length`` keeping the final special token, a pair's longer side first, as transformers truncates (what
+        was cut lies in each encoding's ``overflowing``)."""
         self.backend.enable_truncation(max_length)
-        return self.backend.encode_batch(texts)
+        return self.backend.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
 
     def decode(self, sequences: list[list[int]], *, skip_special_tokens: bool = False) -> list[str]:
         texts = self.backend.decode_batch(sequences, skip_special_tokens=skip_special_tokens)

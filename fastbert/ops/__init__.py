@@ -7,7 +7,7 @@ A backend is the set of implementations the model calls; ``"torch"`` is the refe
 from dataclasses import dataclass
 from typing import Callable
 
-from . import attention, attention_output, embeddings, linear, softmax
+from . import attention, attention_output, embeddings, linear, pooling, softmax
 
 
 @dataclass(frozen=True)
@@ -21,14 +21,17 @@ class Backend:
     attention_packed_rows: Callable
     attention_output: Callable
     softmax: Callable
+    pool_packed: Callable
+    pool_padded: Callable
 
 
 BACKENDS = {
     "torch": Backend("torch", embeddings.embeddings_reference, linear.linear_reference, attention.attention_reference,
                      attention.attention_packed_reference, attention.attention_rows_reference,
                      attention.attention_packed_rows_reference, attention_output.attention_output_reference,
-                     softmax.softmax_reference),
+                     softmax.softmax_reference, pooling.pool_packed_reference, pooling.pool_padded),
     "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention, attention.attention_packed,
                       attention.attention_rows, attention.attention_packed_rows,
-                      attention_output.attention_output, softmax.softmax),
+                      attention_output.attention_output, softmax.softmax, pooling.pool_packed,
+                      pooling.pool_padded),
 }
