@@ -169,3 +169,43 @@ def test_an_encoder_only_conversion_reloads_without_a_head(tmp_path, bert_base_d
     assert json.loads((converted / "config.json").read_text())["architectures"] == ["BertModel"]
     model = FastBert.from_pretrained(converted, device="cpu")
     assert model.head is None and model.pooler is not None
+
+
+# ---- GPU: each head in fp16 and bf16, replayed from graphs and packed, judged by transformers' own error ----------
+
+REALISTIC = {"bert": dict(TINY_BERT, vocab_size=2000, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                          num_hidden_layers=4, max_position_embeddings=512, type_vocab_size=2),
+             "roberta": dict(TINY_ROBERTA, vocab_size=2000, hidden_size=768, num_attention_heads=12,
+                             intermediate_size=3072, num_hidden_layers=4, max_position_embeddings=514)}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("suffix, labels", [("ForSequenceClassification", SENTIMENT), ("ForTokenClassification", BIO)])
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("lengths", [[8], [1, 33, 511], [7] * 32, [128] * 5])
+def test_heads_in_reduced_precision_within_3x_of_transformers(tmp_path, dtype, family, suffix, labels, packed,
+                                                              lengths):
+    """The error against fp32 transformers, at most three times what transformers itself makes in that dtype: each
+    dtype's rounding bounds both, and the kernels must not add more than a small multiple of it."""
+    config = labelled(REALISTIC[family], labels)
+    architecture = FAMILIES[family][1] + suffix
+    pad = FAMILIES[family][2]
+    hf = hf_model(architecture, config).cuda()
+    hf.save_pretrained(tmp_path)
+    ids, mask, types = random_batch(config, lengths, pad_id=pad, with_types=config["type_vocab_size"] > 1)
+    gpu = {"input_ids": ids.cuda(), "attention_mask": mask.cuda(),
+           "token_type_ids": types.cuda() if types is not None else None}
+    with torch.no_grad():
+        exact = hf(**gpu).logits.float()
+        hf_low = hf.to(dtype)(**gpu).logits.float()
+    model = FastBert.from_pretrained(tmp_path, device="cuda", dtype=dtype)
+    model.packed = packed
+    ours = [model(ids, attention_mask=mask, token_type_ids=types).logits.float() for _ in range(2)]  # two replays
+    assert torch.equal(ours[0], ours[1])
+    valid = mask.cuda().bool() if suffix == "ForTokenClassification" else slice(None)
+    hf_error = (hf_low[valid] - exact[valid]).abs().max().item()
+    our_error = (ours[1][valid] - exact[valid]).abs().max().item()
+    print(f"{architecture} {dtype} {lengths} packed={packed}: fastbert {our_error:.3e}, transformers {hf_error:.3e}")
+    assert our_error <= 3 * hf_error
