@@ -19,3 +19,7 @@ class CheckpointError(FastBertError, ValueError):
 
 class InputError(FastBertError, ValueError):
     """Token ids, masks or lengths that the model cannot run on."""
+
+
+class DeviceError(FastBertError, ValueError):
+    """A device that is not there, or one fastbert does not run on."""

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 
 from . import packing
 from .config import BertConfig
+from .devices import resolve_device
 from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
 from .hub import CheckpointSource
@@ -328,7 +329,7 @@ class FastBert(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path, *, device=None, dtype=None, backend=None, revision=None, token=None):
         """Load a Hugging Face BERT/RoBERTa checkpoint or a fastbert checkpoint (hub id or local directory)."""
-        device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
         backend = backend or ("triton" if device.type == "cuda" else "torch")
         if backend not in BACKENDS:
