@@ -44,7 +44,8 @@ def fill_mask(args: argparse.Namespace) -> None:
 
 
 def convert(args: argparse.Namespace) -> None:
-    print(f"wrote {convert_checkpoint(args.src, args.dst, dtype=args.dtype, revision=args.revision)}")
+    dst = convert_checkpoint(args.src, args.dst, dtype=args.dtype, revision=args.revision, overwrite=args.overwrite)
+    print(f"wrote {dst}")
 
 
 def _table(text: str, result: list) -> str:
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("dst", help="directory to write the fastbert checkpoint to")
     conv.add_argument("--dtype", default="float16", choices=DTYPE_CHOICES, help="default float16")
     conv.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    conv.add_argument("--overwrite", action="store_true", help="replace DST if it holds files (never the source)")
     conv.set_defaults(run=convert)
     return parser
 

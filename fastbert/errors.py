@@ -23,3 +23,7 @@ class InputError(FastBertError, ValueError):
 
 class DeviceError(FastBertError, ValueError):
     """A device that is not there, or one fastbert does not run on."""
+
+
+class DestinationError(FastBertError, ValueError):
+    """Where a converted checkpoint cannot be written: the source itself, a file, or a directory in use."""
