@@ -18,7 +18,7 @@ class CheckpointError(FastBertError, ValueError):
 
 
 class InputError(FastBertError, ValueError):
-    """Token ids, masks or lengths that the model cannot run on."""
+    """Inputs or arguments a call cannot run on: token ids, masks or lengths, texts, top_k, batch_size."""
 
 
 class DeviceError(FastBertError, ValueError):
