@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from . import heads, packing
 from .config import BertConfig
+from .devices import resolve_device
 from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
 from .heads import Head, LastLayer, Rows
@@ -366,7 +367,7 @@ class FastBert(nn.Module):
                         head=None):
         """Load a Hugging Face BERT/RoBERTa checkpoint or a fastbert checkpoint (hub id or local directory), with the
         head its config.json names, or ``head`` (``fastbert.heads.CHOICES``)."""
-        device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
         backend = backend or ("triton" if device.type == "cuda" else "torch")
         if backend not in BACKENDS:
