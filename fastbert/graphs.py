@@ -163,7 +163,8 @@ class GraphRunner:
         batches, staged on the host, always have one)."""
         size = buffer_size(key)
         pinned = torch.zeros(size, dtype=torch.int32, pin_memory=True) if copy_in else None
-        static = torch.zeros(size, dtype=torch.int32, device=self.model.device)
+        with torch.inference_mode(False):  # an ordinary tensor: calls fed from the device write into it outside
+            static = torch.zeros(size, dtype=torch.int32, device=self.model.device)
         inputs = views(static, key)
         # a valid batch to capture with: every token real, so eager warm-up runs every kernel on sane data
         if key[0] == PADDED:

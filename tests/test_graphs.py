@@ -97,7 +97,7 @@ def test_live_graphs_are_bounded(gpu_model_dir):
     graphed.graph_runner.max_graphs = 2
     for seq in (8, 16, 32, 64, 8):
         graphed(torch.randint(1, 100, (1, seq)))
-    assert list(graphed.graph_runner.graphs) == [("padded", 1, 64, -1), ("padded", 1, 8, -1)]
+    assert list(graphed.graph_runner.graphs) == [(("padded", 1, 64, 0), False), (("padded", 1, 8, 0), False)]
 
 
 @pytest.mark.gpu
@@ -161,7 +161,7 @@ def test_packed_replay_equals_packed_eager_and_padded(gpu_model_dir, lengths):
                                    rtol=0)
         assert (every.last_hidden_state[~valid] == 0).all() and (every.logits[~valid] == 0).all()
         torch.testing.assert_close(selected.logits, padded_at.logits, atol=FP16_ATOL, rtol=0)
-    assert all(key[0] == "packed" for key in graphed.graph_runner.graphs)
+    assert all(key[0] == "packed" for key, _ in graphed.graph_runner.graphs)
 
 
 @pytest.mark.gpu
@@ -173,7 +173,7 @@ def test_one_packed_graph_serves_any_split_of_its_tokens(gpu_model_dir):
         for row, n in enumerate(lengths):
             alone = eager(ids[row:row + 1, :n]).logits[0]
             torch.testing.assert_close(got[row, :n], alone, atol=FP16_ATOL, rtol=0)
-    assert list(graphed.graph_runner.graphs) == [("packed", 2, 128, -1)]
+    assert list(graphed.graph_runner.graphs) == [(("packed", 2, 128, 0), False)]
 
 
 @pytest.mark.gpu

@@ -83,6 +83,7 @@ def test_sequence_classifier_runs_its_last_layer_at_first_tokens_only(monkeypatc
     monkeypatch.setattr(model_module, "PRUNE_FROM_TOKENS", 1)
     model = FastBert.from_pretrained(path, device=DEVICE, dtype=torch.float32)
     model.packed = packed
+    model.use_cuda_graphs = False  # a graph would run its bucket's 4 rows, twice (warm-up, capture)
     logits = model(ids, attention_mask=mask, token_type_ids=types).logits
     assert rows_seen == [3]
     torch.testing.assert_close(logits.cpu(), reference_logits(architecture, config, ids, mask, types),
@@ -207,5 +208,8 @@ def test_heads_in_reduced_precision_within_3x_of_transformers(tmp_path, dtype, f
     valid = mask.cuda().bool() if suffix == "ForTokenClassification" else slice(None)
     hf_error = (hf_low[valid] - exact[valid]).abs().max().item()
     our_error = (ours[1][valid] - exact[valid]).abs().max().item()
+    # with a few logits per sequence, transformers' own error can land far under its rounding by chance: four units
+    # of the dtype's rounding at the logits' magnitude are always allowed
+    rounding = 4 * torch.finfo(dtype).eps * max(1.0, exact[valid].abs().max().item())
     print(f"{architecture} {dtype} {lengths} packed={packed}: fastbert {our_error:.3e}, transformers {hf_error:.3e}")
-    assert our_error <= 3 * hf_error
+    assert our_error <= max(3 * hf_error, rounding)
