@@ -1,4 +1,5 @@
-"""``fastbert.pipeline("fill-mask", ...)``: transformers' fill-mask pipeline, answered by fastbert.
+"""``fastbert.pipeline(task, ...)``, and the fill-mask pipeline: transformers' fill-mask pipeline, answered by
+fastbert (the other tasks' pipelines are in ``fastbert.pipelines``).
 
 Results have transformers' exact shape and strings. Unlike transformers, a list of texts runs in
 batched forward passes (texts sorted by length, so that little is padding), the MLM head runs only
@@ -15,35 +16,49 @@ from .errors import CheckpointError, InputError
 from .heads.masked_lm import MaskedLMHead
 from .hub import CheckpointSource
 from .model import FastBert
+from .pipelines import PIPELINES, TaskPipeline
+from .pipelines.batching import CPU_BATCH_SIZE, GPU_BATCH_SIZE
+from .pipelines.batching import check_batch_size as _check_batch_size
+from .pipelines.batching import padded as _padded
+from .pipelines.texts import excerpt as _excerpt
 from .tokenizer import TextTokenizer
 
-TASKS = ("fill-mask",)
+TASKS = ("fill-mask", *PIPELINES)
 DEFAULT_MODEL = "bert-base-cased"
-GPU_BATCH_SIZE, CPU_BATCH_SIZE = 32, 8
 
 
 def pipeline(task: str, model: str | Path | FastBert | None = None, *, tokenizer: str | Path | None = None,
              device=None, dtype=None, backend: str | None = None, revision: str | None = None,
-             token: str | bool | None = None, batch_size: int | None = None) -> FillMaskPipeline:
-    """A pipeline for ``task`` (only ``"fill-mask"``). ``model``: hub id, local directory or a loaded FastBert
-    (default bert-base-cased); ``tokenizer``: where the tokenizer files are when not beside the model;
-    ``device``, ``dtype``, ``backend``, ``revision``, ``token``: as in ``FastBert.from_pretrained``."""
+             token: str | bool | None = None, batch_size: int | None = None,
+             **options) -> FillMaskPipeline | TaskPipeline:
+    """A pipeline for ``task`` (one of ``TASKS``). ``model``: hub id, local directory or a loaded FastBert
+    (default: the task's); ``tokenizer``: where the tokenizer files are when not beside the model;
+    ``device``, ``dtype``, ``backend``, ``revision``, ``token``: as in ``FastBert.from_pretrained``. ``options``:
+    defaults for the calls of a task other than fill-mask (``top_k=``, ``aggregation_strategy=``...)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; supported tasks: {', '.join(TASKS)}")
+    task_pipeline = PIPELINES.get(task)
     if isinstance(model, FastBert):
         if device is not None or dtype is not None or backend is not None:
             raise ValueError("device, dtype and backend apply when the pipeline loads the model; "
                              "pass them to FastBert.from_pretrained for a model you load yourself")
     else:
-        model = FastBert.from_pretrained(model or DEFAULT_MODEL, device=device, dtype=dtype, backend=backend,
-                                         revision=revision, token=token)
+        model = model or (task_pipeline.default_model if task_pipeline else DEFAULT_MODEL)
+        if model is None:
+            raise ValueError(f"{task} has no default model; pass model=: it {task_pipeline.needs}")
+        model = FastBert.from_pretrained(model, device=device, dtype=dtype, backend=backend, revision=revision,
+                                         token=token, head=task_pipeline.loads_head if task_pipeline else None)
     tokenizer = tokenizer or getattr(model, "name_or_path", None)
     if tokenizer is None:
         raise ValueError("this FastBert was not loaded by from_pretrained: pass tokenizer= (a hub id or a directory "
                          "with the tokenizer files)")
     source = CheckpointSource(tokenizer, revision=revision, token=token)
-    return FillMaskPipeline(model, TextTokenizer.from_source(source, roberta=model.config.is_roberta),
-                            batch_size=batch_size)
+    text_tokenizer = TextTokenizer.from_source(source, roberta=model.config.is_roberta)
+    if task_pipeline is not None:
+        return task_pipeline(model, text_tokenizer, batch_size=batch_size, **options)
+    if options:
+        raise TypeError(f"fill-mask takes its options per call; got {', '.join(sorted(options))}")
+    return FillMaskPipeline(model, text_tokenizer, batch_size=batch_size)
 
 
 class FillMaskPipeline:
@@ -131,27 +146,3 @@ class FillMaskPipeline:
         token_strs = self.tokenizer.decode([[pick] for pick in picks])
         return [{"score": score, "token": pick, "token_str": token_str, "sequence": sequence}
                 for score, pick, token_str, sequence in zip(scores, picks, token_strs, sequences)]
-
-
-def _padded(encodings, pad_id: int):
-    """Right-padded [B, S] CPU tensors: input ids, attention mask, token type ids."""
-    length = max(len(e.ids) for e in encodings)
-    input_ids = torch.full((len(encodings), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    token_type_ids = torch.zeros_like(input_ids)
-    for row, e in enumerate(encodings):
-        n = len(e.ids)
-        input_ids[row, :n] = torch.tensor(e.ids)
-        attention_mask[row, :n] = 1
-        token_type_ids[row, :n] = torch.tensor(e.type_ids)
-    return input_ids, attention_mask, token_type_ids
-
-
-def _check_batch_size(batch_size: int) -> int:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    return batch_size
-
-
-def _excerpt(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
