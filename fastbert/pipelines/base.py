@@ -9,6 +9,9 @@ from .batching import check_batch_size, default_batch_size
 
 
 class TaskPipeline:
+    """A task's pipeline. A call takes ``batch_size`` (texts per forward pass) and ``progress``, called with the
+    number of sequences each forward pass ran, besides the task's options."""
+
     task: str
     head: str                         # the head the task reads (``fastbert.heads``)
     needs: str                        # what the task needs of a checkpoint, for the error when the head differs

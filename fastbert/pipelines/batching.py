@@ -41,13 +41,16 @@ def padded(encodings: list[Encoding], pad_id: int) -> PaddedBatch:
     return PaddedBatch(input_ids, attention_mask, token_type_ids)
 
 
-def in_length_order(encodings: list[Encoding], batch_size: int, predict: Callable[[list[Encoding]], list]) -> list:
+def in_length_order(encodings: list[Encoding], batch_size: int, predict: Callable[[list[Encoding]], list],
+                    progress: Callable[[int], object] | None = None) -> list:
     """``predict`` over batches of at most ``batch_size`` encodings, shortest first; its results (one per encoding,
-    in the order given to it) come back in the order of ``encodings``."""
+    in the order given to it) come back in the order of ``encodings``. ``progress(n)`` after each batch of n."""
     by_length = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
     results = [None] * len(encodings)
     for start in range(0, len(by_length), check_batch_size(batch_size)):
         batch = by_length[start:start + batch_size]
         for index, result in zip(batch, predict([encodings[i] for i in batch])):
             results[index] = result
+        if progress is not None:
+            progress(len(batch))
     return results

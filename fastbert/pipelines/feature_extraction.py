@@ -53,7 +53,7 @@ class FeatureExtractionPipeline(TaskPipeline):
             raise TypeError(f"feature-extraction got unexpected options {', '.join(sorted(given))}")
         return FeatureOptions(return_tensors, Truncation(**tokenize_kwargs))
 
-    def __call__(self, inputs, *, batch_size: int | None = None, **options):
+    def __call__(self, inputs, *, batch_size: int | None = None, progress=None, **options):
         """For a text, its ``[1, S, H]`` features (nested lists, or a tensor with ``return_tensors=True``); for a list
         of texts, a list of those. Options: ``return_tensors``, ``truncation``, ``tokenize_kwargs`` (``truncation``,
         ``max_length``)."""
@@ -61,7 +61,7 @@ class FeatureExtractionPipeline(TaskPipeline):
         texts = checked(inputs)
         encodings = encode(self.tokenizer, texts, settings.truncation.length(self.tokenizer, self.positions),
                            warn=not settings.truncation.asked)
-        features = in_length_order(encodings, self.call_batch_size(batch_size), self._features)
+        features = in_length_order(encodings, self.call_batch_size(batch_size), self._features, progress)
         if not settings.return_tensors:
             features = [f.tolist() for f in features]
         return features[0] if texts.single else features

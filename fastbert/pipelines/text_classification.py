@@ -55,14 +55,14 @@ class TextClassificationPipeline(TaskPipeline):
             raise TypeError(f"text-classification got unexpected options {', '.join(sorted(given))}")
         return ClassificationOptions(function, top_k, best_only, truncation)
 
-    def __call__(self, inputs, *, batch_size: int | None = None, **options):
+    def __call__(self, inputs, *, batch_size: int | None = None, progress=None, **options):
         """``inputs``: a text, a ``{"text", "text_pair"}`` dict, or a list of those. Options: ``top_k``,
         ``function_to_apply``, ``truncation``, ``max_length`` (see the module's docstring)."""
         settings = self.call_options(options)
         texts = checked(inputs, text_and_pair)
         encodings = encode(self.tokenizer, texts, settings.truncation.length(self.tokenizer, self.positions),
                            warn=not settings.truncation.asked)
-        logits = in_length_order(encodings, self.call_batch_size(batch_size), self._logits)
+        logits = in_length_order(encodings, self.call_batch_size(batch_size), self._logits, progress)
         function = settings.function_to_apply or self.default_function()
         results = [self._labelled(SCORES[function](row), settings) for row in logits]
         if not texts.single:

@@ -57,7 +57,7 @@ class TokenClassificationPipeline(TaskPipeline):
             raise TypeError(f"token-classification got unexpected options {', '.join(sorted(given))}")
         return TokenClassificationOptions(strategy, ignore_labels, stride)
 
-    def __call__(self, inputs, *, batch_size: int | None = None, **options):
+    def __call__(self, inputs, *, batch_size: int | None = None, progress=None, **options):
         """For a text, a list of entity dicts: per token ``{"entity", "score", "index", "word", "start", "end"}``
         with ``aggregation_strategy="none"`` (the default), else per group ``{"entity_group", "score", "word",
         "start", "end"}``; labels in ``ignore_labels`` (default ``["O"]``) left out. For a list of texts, a list of
@@ -68,7 +68,7 @@ class TokenClassificationPipeline(TaskPipeline):
         encodings = encode(self.tokenizer, texts, self.length, stride=stride or 0, warn=stride is None)
         chunks = [[encoding, *(encoding.overflowing if stride is not None else ())] for encoding in encodings]
         flat = [chunk for text_chunks in chunks for chunk in text_chunks]
-        scores = iter(in_length_order(flat, self.call_batch_size(batch_size), self._scores))
+        scores = iter(in_length_order(flat, self.call_batch_size(batch_size), self._scores, progress))
         results = [self._entities(text, [next(scores) for _ in text_chunks], text_chunks, settings)
                    for text, text_chunks in zip(texts.items, chunks)]
         return results[0] if texts.single else results
