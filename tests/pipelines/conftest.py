@@ -49,3 +49,10 @@ def assert_same(ours, theirs, path="result"):
         assert ours == theirs and type(ours) is type(theirs), f"{path}: {ours!r} != {theirs!r}"
     else:  # a score: a Python float here, a float or numpy float32 there
         assert type(ours) is float and abs(ours - float(theirs)) <= SCORE_ATOL, f"{path}: {ours!r} != {theirs!r}"
+
+
+def clear_winner(scores, margin: float) -> bool:
+    """Whether the best of ``scores`` leads the next by more than ``margin``: its label cannot flip under an error of
+    half that."""
+    best, second = sorted(scores, reverse=True)[:2]
+    return best - second > margin

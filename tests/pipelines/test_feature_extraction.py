@@ -77,3 +77,20 @@ def test_a_model_with_a_head_is_refused(checkpoint):
     encoder = FastBert.from_pretrained(checkpoint, device="cpu", head="none")
     assert fastbert.pipeline("feature-extraction", model=encoder)(TEXTS[0]) == \
         fastbert.pipeline("feature-extraction", model=checkpoint, device="cpu")(TEXTS[0])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_gpu_engine_answers_like_cpu_fp32(checkpoint, dtype):
+    """The CUDA-graph engine's features against the CPU fp32 reference, within a few times the error of transformers'
+    own model at that dtype on the GPU."""
+    transformers = pytest.importorskip("transformers")
+    reference = fastbert.pipeline("feature-extraction", model=checkpoint, device="cpu")(TEXTS, return_tensors=True)
+    gpu = fastbert.pipeline("feature-extraction", model=checkpoint, device="cuda", dtype=dtype)
+    gpu = gpu(TEXTS, return_tensors=True)
+    peer = transformers.pipeline("feature-extraction", model=str(checkpoint), device=0, dtype=dtype)
+    peer_error = max((p.float().cpu() - r).abs().max().item() for p, r in zip(peer(TEXTS, return_tensors=True),
+                                                                                    reference))
+    our_error = max((g.float() - r).abs().max().item() for g, r in zip(gpu, reference))
+    assert all(g.dtype == dtype and g.shape == r.shape for g, r in zip(gpu, reference))
+    assert our_error <= 3 * peer_error + 1e-4, (our_error, peer_error)

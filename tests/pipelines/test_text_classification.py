@@ -7,7 +7,7 @@ import pytest
 
 import fastbert
 from fastbert import InputError
-from tests.pipelines.conftest import MAX_TOKENS, SENTIMENT, TEXTS, assert_same, labelled, save
+from tests.pipelines.conftest import MAX_TOKENS, SENTIMENT, TEXTS, assert_same, clear_winner, labelled, save
 
 HEADS = {
     "labels": labelled(SENTIMENT),                                                    # softmax by default
@@ -95,3 +95,18 @@ def test_a_checkpoint_without_the_head_is_refused(tmp_path_factory, family):
         fastbert.pipeline("text-classification", model=masked_lm, device="cpu")
     with pytest.raises(ValueError, match="text-classification has no default model; pass model="):
         fastbert.pipeline("text-classification")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype, score_atol", [("float32", 1e-4), ("float16", 5e-3)])
+def test_gpu_engine_answers_like_cpu_fp32(checkpoint, dtype, score_atol):
+    """The CUDA-graph engine against the CPU reference: every label's score, and the same best label wherever the
+    reference's is not a near tie at the precision used."""
+    inputs = [*TEXTS, *PAIRS]
+    cpu = fastbert.pipeline("text-classification", model=checkpoint, device="cpu")(inputs, top_k=None)
+    gpu = fastbert.pipeline("text-classification", model=checkpoint, device="cuda", dtype=dtype)(inputs, top_k=None)
+    for want, got in zip(cpu, gpu):
+        by_label = {entry["label"]: entry["score"] for entry in got}
+        assert all(abs(by_label[entry["label"]] - entry["score"]) < score_atol for entry in want)
+        if len(want) == 1 or clear_winner([entry["score"] for entry in want], 2 * score_atol):
+            assert got[0]["label"] == want[0]["label"]

@@ -11,7 +11,7 @@ import pytest
 import fastbert
 from fastbert import InputError
 from tests.checkpoints import copy_checkpoint_without
-from tests.pipelines.conftest import BIO, MAX_TOKENS, TEXTS, assert_same, labelled, save
+from tests.pipelines.conftest import BIO, MAX_TOKENS, TEXTS, assert_same, clear_winner, labelled, save
 
 STRATEGIES = ["none", "simple", "first", "average", "max"]
 LONG_TEXT = " ".join(TEXTS[:4]) * 3
@@ -141,3 +141,30 @@ def test_a_checkpoint_without_the_head_is_refused(tmp_path_factory):
 def test_empty_texts_are_errors(ours):
     with pytest.raises(InputError, match="text 2 is empty"):
         ours(["a", "b", ""])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype, score_atol", [("float32", 1e-4), ("float16", 5e-3)])
+def test_gpu_engine_answers_like_cpu_fp32(checkpoint, dtype, score_atol):
+    """The CUDA-graph engine against the CPU reference, token by token: the same tokens, words and offsets, scores
+    within tolerance, and the same label wherever the reference's is not a near tie; grouped entities the same when
+    no token of the text is a near tie."""
+    cpu = fastbert.pipeline("token-classification", model=checkpoint, device="cpu")
+    gpu = fastbert.pipeline("token-classification", model=checkpoint, device="cuda", dtype=dtype)
+    for text in TEXTS:
+        want, got = calls(cpu, text, ignore_labels=[]), calls(gpu, text, ignore_labels=[])
+        assert [(e["index"], e["word"], e["start"], e["end"]) for e in got] == \
+            [(e["index"], e["word"], e["start"], e["end"]) for e in want]
+        assert all(abs(a["score"] - b["score"]) < score_atol for a, b in zip(want, got))
+        reference = cpu.model(**_inputs(cpu, text)).logits[0].softmax(-1)[1:-1]  # [tokens, labels], no specials
+        clear = [clear_winner(row.tolist(), 2 * score_atol) for row in reference]
+        assert all(a["entity"] == b["entity"] for a, b, c in zip(want, got, clear) if c)
+        if all(clear):
+            for strategy in ("simple", "first"):
+                assert_same(calls(gpu, text, aggregation_strategy=strategy),
+                            calls(cpu, text, aggregation_strategy=strategy))
+
+
+def _inputs(pipe, text):
+    encoding = pipe.tokenizer.encode([text], MAX_TOKENS)[0]
+    return dict(input_ids=[encoding.ids], token_type_ids=[encoding.type_ids])
