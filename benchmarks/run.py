@@ -85,7 +85,8 @@ def main(argv=None) -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # the GPU machine returns only the last 12,000 characters of output
     runners = {"floors": lambda s: s.floors, "protocol": protocol.run, "coldstart": coldstart.run,
-               "pipeline": pipeline_throughput.run, "tasks": task_pipelines.run, "ops": bench_ops.run, "mixed": throughput.run_mixed,
+               "pipeline": pipeline_throughput.run, "tasks": task_pipelines.run, "ops": bench_ops.run,
+               "mixed": throughput.run_mixed,
                "crossover": crossover.run, "throughput": throughput.run}
     wanted = set(sections) | ({"floors"} if NEEDS_FLOORS & set(sections) else set())
     out_dir = args.out or DEFAULT_DIR
