@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from . import packing
+from . import tuning
 from .config import BertConfig
 from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
@@ -129,12 +129,6 @@ class MLMHead(nn.Module):
         return ops.linear(h, self.decoder.weight, self.decoder.bias)
 
 
-# tokens of a call from which, with logits_at, the last layer runs at the selected rows only: below, that path's
-# extra launches (the residual gather; up to 64 tokens, the output projection outside the attention kernel) cost
-# more than the rows it skips save (H200, benchmarks/NOTES.md)
-PRUNE_FROM_TOKENS = 128
-
-
 class FastBert(nn.Module):
     def __init__(self, config: BertConfig, *, mlm_head: bool = True, pooler: bool = False, backend: str = "torch"):
         super().__init__()
@@ -181,7 +175,8 @@ class FastBert(nn.Module):
         # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
         positions = math.prod(input_ids.shape)
         may_pack = return_packed or self.packed is True or (
-            self.packed is None and attention_mask is not None and positions >= packing.PACK_FROM_POSITIONS)
+            self.packed is None and attention_mask is not None
+            and positions >= tuning.settings(self.device).pack_from_positions)
         if may_pack or graphed:
             ids, mask, types, at = (as_array(t) if t is not None else None
                                     for t in (input_ids, attention_mask, token_type_ids, logits_at))
@@ -221,7 +216,7 @@ class FastBert(nn.Module):
         obstacle = packing_obstacle(attention_mask, logits_at, has_pooler=self.pooler is not None)
         if forced and obstacle:
             raise InputError(f"this batch cannot run packed: {obstacle}")
-        return forced or (obstacle is None and pays_to_pack(attention_mask))
+        return forced or (obstacle is None and pays_to_pack(attention_mask, tuning.settings(self.device)))
 
     def _forward_packed(self, input_ids, attention_mask, token_type_ids, logits_at, *, graphs, return_packed):
         batch = PackedBatch.from_padded(input_ids, attention_mask, token_type_ids, logits_at,
@@ -276,10 +271,10 @@ class FastBert(nn.Module):
     def encode_and_heads(self, x, attend, attend_rows, first_tokens, logits_index):
         """(hidden states, logits, pooled output) from embeddings ``x``: [B, S, H] padded (``first_tokens`` None),
         or [T, H] packed with each sequence's first token at ``first_tokens``. With ``logits_index``, hidden states
-        and logits are [N, ...] at those token rows, and from PRUNE_FROM_TOKENS tokens the last layer runs at those
-        rows only (and the pooler's): a layer's other rows feed nothing but their own outputs."""
+        and logits are [N, ...] at those token rows, and from the tuning's ``prune_from_tokens`` the last layer runs at
+        those rows only (and the pooler's): a layer's other rows feed nothing but their own outputs."""
         token_count = x.numel() // x.shape[-1]
-        prune = logits_index is not None and token_count >= PRUNE_FROM_TOKENS
+        prune = logits_index is not None and token_count >= tuning.settings(x.device).prune_from_tokens
         x = self.encode(x, attend, self.layers[:-1] if prune else None)
         if prune:
             if self.pooler is not None and first_tokens is None:

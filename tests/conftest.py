@@ -4,6 +4,7 @@ Without CUDA the Triton kernels run under Triton's interpreter, which must be sw
 triton is first imported, hence here.
 """
 
+import dataclasses
 import os
 
 import torch
@@ -13,10 +14,12 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
+from fastbert import tuning  # noqa: E402
 from tests.checkpoints import TINY_BERT, TINY_ROBERTA, minilm_dir, save_hf_checkpoint  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 DEVICE = "cuda" if HAS_CUDA else "cpu"
+TUNED = tuning.settings(torch.device(DEVICE))  # where the test device's paths start and stop
 
 
 def pytest_configure(config):
@@ -39,6 +42,14 @@ def fresh_seed():
     print(f"torch seed {seed}")  # shown with a failure's captured output
     torch.manual_seed(seed)
     yield seed
+
+
+@pytest.fixture
+def retune(monkeypatch):
+    """``retune(**changes)``: every device runs TUNED with ``changes`` until the test ends."""
+    def apply(**changes):
+        monkeypatch.setattr(tuning, "forced", dataclasses.replace(TUNED, **changes))
+    return apply
 
 
 @pytest.fixture(scope="session")
