@@ -12,6 +12,8 @@ from tests.conftest import DEVICE
 from tests.test_model import assert_close_on_valid, random_batch
 from tests.test_model_triton import REALISTIC_BERT, TRITON_VS_TORCH_ATOL
 
+FEW_ROWS_LINEAR = linear_module.few_rows_linear
+
 
 @pytest.mark.parametrize("capability, expected", [
     ((7, 5), PORTABLE), ((8, 0), PORTABLE), ((8, 9), PORTABLE), ((9, 0), HOPPER), ((10, 0), HOPPER), ((12, 0), HOPPER),
@@ -51,9 +53,8 @@ def outputs_under(monkeypatch, forced, path, device, dtype, ids, mask, types, at
     """The model's (hidden states, logits) with ``forced`` tuning, and the row counts few_rows_linear took."""
     monkeypatch.setattr(tuning, "forced", forced)
     rows = []
-    few_rows = linear_module.few_rows_linear
     monkeypatch.setattr(linear_module, "few_rows_linear",
-                        lambda x, *args, **kwargs: rows.append(len(x)) or few_rows(x, *args, **kwargs))
+                        lambda x, *args, **kwargs: rows.append(len(x)) or FEW_ROWS_LINEAR(x, *args, **kwargs))
     model = FastBert.from_pretrained(path, device=device, dtype=dtype, backend="triton")
     model.use_cuda_graphs = graphs
     for _ in range(2 if graphs else 1):  # a graph's first call captures it; the second replays
@@ -95,8 +96,9 @@ def test_portable_tuning_on_this_gpu_gives_the_default_answer(tmp_path, monkeypa
     at[:, 0] = True
     gpu = dict(zip(("input_ids", "attention_mask", "token_type_ids"), (t.cuda() for t in batch)))
     with torch.no_grad():
-        exact, half = (model(**gpu, output_hidden_states=True) for model in (hf, hf.half()))
+        exact = hf(**gpu, output_hidden_states=True)
         exact = (exact.hidden_states[-1][at.cuda()], exact.logits[at.cuda()])
+        half = hf.half()(**gpu, output_hidden_states=True)
         half = (half.hidden_states[-1][at.cuda()], half.logits[at.cuda()])
     bounds = [3 * largest_difference(h, e) for h, e in zip(half, exact)]
     device = torch.device("cuda")
