@@ -2,13 +2,15 @@
 
 from .config import BertConfig
 from .convert import convert_checkpoint
+from .cross_encoder import CrossEncoder
 from .errors import CheckpointError, FastBertError, InputError, ModelNotFoundError, UnsupportedModelError
 from .model import FastBert, FastBertOutput
 from .pipeline import pipeline
+from .sentence_encoder import SentenceEncoder
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BertConfig", "CheckpointError", "FastBert", "FastBertError", "FastBertOutput", "InputError",
-    "ModelNotFoundError", "UnsupportedModelError", "convert_checkpoint", "pipeline",
+    "BertConfig", "CheckpointError", "CrossEncoder", "FastBert", "FastBertError", "FastBertOutput", "InputError",
+    "ModelNotFoundError", "SentenceEncoder", "UnsupportedModelError", "convert_checkpoint", "pipeline",
 ]

@@ -360,6 +360,13 @@ class FastBert(nn.Module):
                         head=None):
         """Load a Hugging Face BERT/RoBERTa checkpoint or a fastbert checkpoint (hub id or local directory), with the
         head its config.json names, or ``head`` (``fastbert.heads.CHOICES``)."""
+        return cls.from_source(CheckpointSource(name_or_path, revision=revision, token=token), device=device,
+                               dtype=dtype, backend=backend, head=head)
+
+    @classmethod
+    def from_source(cls, source, *, device=None, dtype=None, backend=None, head=None):
+        """``from_pretrained`` on a resolved ``CheckpointSource``, or anything with its ``name``, ``config_path`` and
+        ``get`` (a sentence-transformers checkpoint's encoder folder)."""
         device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         dtype = resolve_dtype(dtype, device)
         backend = backend or ("triton" if device.type == "cuda" else "torch")
@@ -368,7 +375,6 @@ class FastBert(nn.Module):
         if backend == "triton" and device.type != "cuda" and not interpreting():
             raise ValueError("backend='triton' on the CPU runs only under Triton's interpreter: set TRITON_INTERPRET=1 "
                              "before importing fastbert, or use backend='torch'")
-        source = CheckpointSource(name_or_path, revision=revision, token=token)
         config = BertConfig.from_json(source.config_path)
         checkpoint = load_checkpoint(source, config, head)
         model = cls.from_state(config, checkpoint.state, head=checkpoint.head, device=device, dtype=dtype,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from .batching import TokenBatch, by_length
 from .errors import CheckpointError, InputError
 from .heads.masked_lm import MaskedLMHead
 from .hub import CheckpointSource
@@ -72,11 +73,9 @@ class FillMaskPipeline:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         target_ids = torch.tensor(self.tokenizer.target_ids(targets)) if targets is not None else None
         encodings = self._encode(texts)
-        by_length = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         size = _check_batch_size(self.batch_size if batch_size is None else batch_size)
         results = [None] * len(texts)
-        for start in range(0, len(by_length), size):
-            batch = by_length[start:start + size]
+        for batch in by_length([len(e.ids) for e in encodings], size):
             for index, result in zip(batch, self._predict([encodings[i] for i in batch], top_k, target_ids)):
                 results[index] = result
         return results[0] if len(texts) == 1 else results
@@ -98,10 +97,9 @@ class FillMaskPipeline:
 
     def _predict(self, encodings, top_k: int, target_ids: torch.Tensor | None) -> list:
         """Results for one batch, in the order of ``encodings``."""
-        input_ids, attention_mask, token_type_ids = _padded(encodings, self.model.config.pad_token_id)
-        at_masks = input_ids == self.tokenizer.mask_token_id
-        logits = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            logits_at=at_masks).logits                                # [masks, V]
+        batch = TokenBatch.padded(encodings, self.model.config.pad_token_id)
+        at_masks = batch.input_ids == self.tokenizer.mask_token_id
+        logits = self.model(**batch.inputs(), logits_at=at_masks).logits                      # [masks, V]
         probs = self.model.ops.softmax(logits, out_dtype=torch.float32)
         if target_ids is not None:
             probs = probs[:, target_ids.to(probs.device)]
@@ -131,20 +129,6 @@ class FillMaskPipeline:
         token_strs = self.tokenizer.decode([[pick] for pick in picks])
         return [{"score": score, "token": pick, "token_str": token_str, "sequence": sequence}
                 for score, pick, token_str, sequence in zip(scores, picks, token_strs, sequences)]
-
-
-def _padded(encodings, pad_id: int):
-    """Right-padded [B, S] CPU tensors: input ids, attention mask, token type ids."""
-    length = max(len(e.ids) for e in encodings)
-    input_ids = torch.full((len(encodings), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    token_type_ids = torch.zeros_like(input_ids)
-    for row, e in enumerate(encodings):
-        n = len(e.ids)
-        input_ids[row, :n] = torch.tensor(e.ids)
-        attention_mask[row, :n] = 1
-        token_type_ids[row, :n] = torch.tensor(e.type_ids)
-    return input_ids, attention_mask, token_type_ids
 
 
 def _check_batch_size(batch_size: int) -> int:

@@ -30,8 +30,10 @@ ROBERTA_SPECIAL_TOKENS = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk
 class TextTokenizer:
     """Encodes texts and text pairs for the model and decodes tokens, as transformers' fast tokenizers do."""
 
-    def __init__(self, backend: Tokenizer, special_tokens: dict[str, str], *, clean_up_spaces: bool = False):
+    def __init__(self, backend: Tokenizer, special_tokens: dict[str, str], *, clean_up_spaces: bool = False,
+                 model_max_length: int | None = None):
         self.backend = backend
+        self.model_max_length = model_max_length  # tokenizer_config.json's: where transformers truncates by default
         self.mask_token = special_tokens.get("mask_token")
         self.mask_token_id = backend.token_to_id(self.mask_token) if self.mask_token is not None else None
         pad_token = special_tokens.get("pad_token")
@@ -54,7 +56,8 @@ class TextTokenizer:
         else:
             backend = _byte_level_bpe(source, settings, special) if roberta else _wordpiece(source, settings, special)
         names = {name: token.content for name, token in special.items()}
-        return cls(backend, names, clean_up_spaces=settings.get("clean_up_tokenization_spaces", False))
+        return cls(backend, names, clean_up_spaces=settings.get("clean_up_tokenization_spaces", False),
+                   model_max_length=settings.get("model_max_length"))
 
     def encode(self, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[Encoding]:
         """Token ids with the special tokens added, of each text or (text, pair); longer inputs are cut to
@@ -62,6 +65,14 @@ class TextTokenizer:
         was cut lies in each encoding's ``overflowing``)."""
         self.backend.enable_truncation(max_length)
         return self.backend.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
+
+    def lowercase_first(self) -> None:
+        """Lowercase texts before the tokenizer's own normalization, as sentence-transformers' ``do_lower_case`` does
+        (unless a Lowercase step is already there)."""
+        normalizer = self.backend.normalizer
+        steps = list(normalizer) if isinstance(normalizer, normalizers.Sequence) else [normalizer] if normalizer else []
+        if not any(isinstance(step, normalizers.Lowercase) for step in steps):
+            self.backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), *steps])
 
     def decode(self, sequences: list[list[int]], *, skip_special_tokens: bool = False) -> list[str]:
         texts = self.backend.decode_batch(sequences, skip_special_tokens=skip_special_tokens)
