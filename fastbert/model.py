@@ -41,7 +41,8 @@ class FastBertOutput(dict):
     """A forward pass's named outputs, as keys or attributes; one the model does not produce reads None.
 
     ``last_hidden_state``: [B, S, H]; [N, H] at the N positions of ``logits_at``; None when the head reads one row
-    per sequence only (sequence classification), since the last layer then runs at those rows alone. ``logits``: the
+    per sequence only (sequence classification), since the last layer then runs at those rows alone, and with a
+    head whose output replaces it (sentence embeddings). ``logits``: the
     head's (masked LM [B, S, V], or [N, V] with ``logits_at``; sequence classification [B, L]; token classification
     [B, S, L]). ``pooler_output``: [B, H] where the checkpoint has a pooler. ``sentence_embedding``: [B, D] with a
     sentence-embedding head. With ``return_packed``, per-token outputs are [T, ...] for the T real tokens and
@@ -175,7 +176,9 @@ class FastBert(nn.Module):
 
     def hidden_rows(self) -> Rows | None:
         """The rows ``last_hidden_state`` holds: those the head reads among every token and the selected ones; None
-        when it reads one row per sequence only."""
+        when it reads one row per sequence only, or its output replaces the hidden states."""
+        if self.head is not None and not self.head.returns_hidden_state:
+            return None
         reads = self.head.reads if self.head is not None else {Rows.TOKENS}
         return next((rows for rows in (Rows.SELECTED, Rows.TOKENS) if rows in reads), None)
 

@@ -175,6 +175,8 @@ def test_backends_padded_and_packed(tmp_path_factory, encoders, backend, packed)
     encoder = SentenceEncoder.from_pretrained(path, device="cpu", backend=backend)
     encoder.model.packed = packed
     assert_matches(encoder.encode(TEXTS, batch_size=4), reference(path, TEXTS))
+    out = encoder.model(torch.tensor([[101, 2000, 102]]))
+    assert out.sentence_embedding.shape == (1, 10) and out.last_hidden_state is None  # the embedding alone comes out
 
 
 def test_conversion_reloads_with_its_modules(tmp_path_factory, encoders):
