@@ -247,12 +247,12 @@ def test_progress_bar_on_request(encoders, capsys):
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_minilm_on_the_gpu_matches_fp32(tmp_path, minilm_path, dtype):
-    """The real MiniLM converted to fp16, on the GPU (packed batches replayed from CUDA graphs), against fp32 on the
-    CPU: cosine >= 0.9999 for every text."""
+    """The real MiniLM converted to the dtype, on the GPU (packed batches replayed from CUDA graphs), against fp32
+    on the CPU: cosine >= 0.9999 for every text."""
     texts = [*TEXTS, " ".join(["Sentence embeddings put similar meanings close together."] * 40)] * 9
     expected = SentenceEncoder.from_pretrained(minilm_path, device="cpu").encode(texts)
-    encoder = SentenceEncoder.from_pretrained(convert_checkpoint(minilm_path, tmp_path / "fp16"), device="cuda",
-                                              dtype=dtype)
+    converted = convert_checkpoint(minilm_path, tmp_path / "converted", dtype=dtype)
+    encoder = SentenceEncoder.from_pretrained(converted, device="cuda", dtype=dtype)
     assert encoder.model.packed and encoder.model.use_cuda_graphs
     for _ in range(2):  # the first call captures the graphs, the second replays them
         actual = encoder.encode(texts, batch_size=8)
