@@ -53,9 +53,10 @@ BPE_CORPUS = [
 ] * 4
 
 
-def save_bert_with_minilm_tokenizer(directory: Path) -> Path:
-    """A tiny random BertForMaskedLM over MiniLM's real uncased WordPiece vocabulary, with its tokenizer files."""
-    directory = save_hf_checkpoint(directory, "BertForMaskedLM", dict(TINY_BERT, vocab_size=30522))
+def save_bert_with_minilm_tokenizer(directory: Path, **config) -> Path:
+    """A tiny random BertForMaskedLM over MiniLM's real uncased WordPiece vocabulary, with its tokenizer files;
+    ``config`` overrides TINY_BERT's settings."""
+    directory = save_hf_checkpoint(directory, "BertForMaskedLM", dict(TINY_BERT, vocab_size=30522, **config))
     for filename in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copyfile(minilm_dir() / filename, directory / filename)
     return directory

@@ -1,4 +1,6 @@
 """The task commands, one module each. A module's ``register(commands)`` adds its subparser to the ``fastbert``
 command's, with ``run`` set to the function that carries it out."""
 
-COMMANDS = ()
+from . import serve
+
+COMMANDS = (serve,)

@@ -1,0 +1,57 @@
+"""Fixtures of the server tests: a local Ray instance with Serve on a free loopback port, shut down after the module."""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Ray's worker processes import fastbert from this checkout, as the tests do, whatever else is installed
+WORKER_ENV = {"env_vars": {"PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def same_answer(got, expected, rel: float = 1e-4) -> bool:
+    """JSON answers equal but for floats, which may differ in their last bits: the server batches inputs with
+    others, so its sums run in another order than a lone in-process call's."""
+    if isinstance(expected, dict):
+        return isinstance(got, dict) and got.keys() == expected.keys() and all(
+            same_answer(got[k], expected[k], rel) for k in expected)
+    if isinstance(expected, (list, tuple)):
+        return isinstance(got, list) and len(got) == len(expected) and all(
+            same_answer(g, e, rel) for g, e in zip(got, expected))
+    if isinstance(expected, float):
+        return got == pytest.approx(expected, rel=rel, abs=1e-6)
+    return got == expected
+
+
+def answers_by_text(api, bodies: list[list[dict]]) -> dict:
+    """The in-process answer (``api(texts, batch_size=)``) to each text of the load's bodies."""
+    texts = sorted({text for client in bodies for body in client for text in body["inputs"]})
+    return dict(zip(texts, api(texts, batch_size=16)))
+
+
+def wrong_replies(report, bodies: list[list[dict]], expected: dict) -> list:
+    """The load's 200 replies that are not the in-process answers to their texts."""
+    return [r for r in report.replies if r.status == 200 and not same_answer(
+        r.body, [expected[text] for text in bodies[r.client][r.request]["inputs"]])]
+
+
+@pytest.fixture(scope="module")
+def serve_url():
+    """A local Ray with Serve listening on loopback; its URL."""
+    ray = pytest.importorskip("ray")
+    serve = pytest.importorskip("ray.serve")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, runtime_env=WORKER_ENV)
+    port = free_port()
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,143 @@
+"""The server on a local Ray, over HTTP on loopback: each route against the in-process API, each bad request's
+status, a load test, and a model replica killed under load."""
+
+import asyncio
+import time
+
+import pytest
+
+import fastbert
+from benchmarks.serve_load import mixed_bodies, run_load
+from tests.checkpoints import save_bert_with_minilm_tokenizer
+from tests.serve.conftest import answers_by_text, same_answer, wrong_replies
+
+requests = pytest.importorskip("requests")
+ray = pytest.importorskip("ray")
+serve = pytest.importorskip("ray.serve")
+
+from fastbert.serve.app import APP_NAME, application  # noqa: E402 - needs Ray
+from fastbert.serve.settings import CPU_BATCH_TOKENS, ServeSettings  # noqa: E402
+
+SETTINGS = ServeSettings(max_client_batch_size=8)
+MASKED = ["Paris is the [MASK] of France.", "The capital of Italy is [MASK], and the capital of Spain is [MASK].",
+          "[MASK]"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, minilm_path):
+    # positions for the load test's longest sentences (60 words)
+    return save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("serve_bert"), max_position_embeddings=128)
+
+
+@pytest.fixture(scope="module")
+def fill(checkpoint):
+    return fastbert.pipeline("fill-mask", model=checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def url(serve_url, checkpoint):
+    serve.run(application(str(checkpoint), task="fill-mask", device="cpu", settings=SETTINGS), name=APP_NAME,
+              route_prefix="/")
+    return serve_url
+
+
+def post(url: str, route: str, body=None, *, data: str | None = None):
+    return requests.post(url + route, json=body, data=data, timeout=60)
+
+
+def test_fill_mask_answers_as_the_pipeline(url, fill):
+    answer = post(url, "/fill-mask", {"inputs": MASKED, "top_k": 3})
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert same_answer(answer.json(), fill(MASKED, top_k=3))
+    assert same_answer(post(url, "/fill-mask", {"inputs": MASKED[0]}).json(), fill(MASKED[0]))
+    assert same_answer(post(url, "/", {"inputs": MASKED[0]}).json(), fill(MASKED[0]))  # POST /: the task's route
+
+
+def test_tokenize_health_and_info(url, checkpoint):
+    tokens = post(url, "/tokenize", {"inputs": ["Hello world"]}).json()
+    assert [t["text"] for t in tokens[0]] == ["[CLS]", "Hello", "world", "[SEP]"]
+    health = requests.get(url + "/health", timeout=30)
+    assert health.status_code == 200 and health.content == b""
+    info = requests.get(url + "/info", timeout=30).json()
+    assert (info["model_id"], info["task"], info["model_dtype"], info["max_input_length"], info["max_batch_tokens"]) \
+        == (str(checkpoint), "fill-mask", "float32", 128, CPU_BATCH_TOKENS)
+
+
+@pytest.mark.parametrize("route, body, raw, status, error_type", [
+    ("/fill-mask", None, "{not json", 400, "validation"),
+    ("/fill-mask", None, "", 400, "validation"),
+    ("/fill-mask", {"inputs": ["a [MASK]"] * 9}, None, 413, "validation"),
+    ("/fill-mask", {"inputs": "a [MASK] " + "word " * 200}, None, 413, "validation"),
+    ("/fill-mask", {"inputs": []}, None, 422, "validation"),
+    ("/fill-mask", {"inputs": 7}, None, 422, "validation"),
+    ("/fill-mask", {"top_k": 2}, None, 422, "validation"),
+    ("/fill-mask", {"inputs": "no mask"}, None, 422, "validation"),
+    ("/tokenize", {"inputs": [None]}, None, 422, "validation"),
+    ("/embed", {"inputs": "a text"}, None, 424, "backend"),
+])
+def test_a_bad_request_gets_its_status_and_the_server_goes_on(url, fill, route, body, raw, status, error_type):
+    answer = post(url, route, body, data=raw)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["error_type"] == error_type and answer.json()["error"]
+    assert same_answer(post(url, "/fill-mask", {"inputs": MASKED[0]}).json(), fill(MASKED[0]))
+
+
+def test_load_every_answer_right_none_lost(url, fill):
+    bodies = mixed_bodies("fill-mask", clients=32, requests_per_client=50)
+    expected = answers_by_text(fill, bodies)
+    report = asyncio.run(run_load(url + "/fill-mask", bodies, timeout_s=120))
+    assert len(report.replies) == 32 * 50
+    assert {r.status for r in report.replies} == {200}
+    assert not wrong_replies(report, bodies, expected)
+    print(report.summary())
+
+
+def metrics(url: str) -> dict[str, float]:
+    text = requests.get(url + "/metrics", timeout=30).text
+    return {sample: float(value) for sample, value in (line.rsplit(" ", 1) for line in text.splitlines()
+                                                       if line and not line.startswith("#"))}
+
+
+def metric(url: str, sample: str) -> float:
+    return metrics(url)[sample]
+
+
+def test_metrics_count_requests_and_batches(url):
+    post(url, "/fill-mask", {"inputs": MASKED})
+    values = metrics(url)
+    assert values['fastbert_requests_total{route="/fill-mask",status="200"}'] >= 1
+    assert values['fastbert_request_duration_seconds_count{route="/fill-mask"}'] >= 1
+    assert values["fastbert_batch_inputs_count"] >= 1 and values["fastbert_batch_inputs_sum"] >= 3
+    assert values["fastbert_batch_tokens_sum"] > 0 and values["fastbert_queue_duration_seconds_count"] >= 1
+    assert values["fastbert_requests_in_flight"] == 0
+
+
+def model_replicas() -> list[str]:
+    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                  if a["name"].startswith(f"SERVE_REPLICA::{APP_NAME}#Model#"))
+
+
+def test_a_replica_killed_under_load_costs_503s_only_and_is_replaced(url, fill):
+    bodies = mixed_bodies("fill-mask", clients=8, requests_per_client=30, seed=2)
+    expected = answers_by_text(fill, bodies)
+    [victim] = model_replicas()
+
+    async def load_and_kill():
+        load = asyncio.ensure_future(run_load(url + "/fill-mask", bodies, timeout_s=60))
+        while await asyncio.to_thread(metric, url, "fastbert_requests_in_flight") < 4:  # kill it with requests inside
+            await asyncio.sleep(0.05)
+        ray.kill(ray.get_actor(victim, namespace="serve"))
+        return await load
+
+    report = asyncio.run(load_and_kill())
+    statuses = [r.status for r in report.replies]
+    assert set(statuses) <= {200, 503} and 503 in statuses, statuses  # none timed out (0), none lost
+    assert not wrong_replies(report, bodies, expected)
+    refused = next(r for r in report.replies if r.status == 503)
+    assert "error_type" in refused.body and "unhealthy" in refused.body
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (model_replicas() and model_replicas() != [victim] and
+                                               post(url, "/fill-mask", {"inputs": MASKED[0]}).status_code == 200):
+        time.sleep(0.5)
+    assert model_replicas() != [victim]
+    assert same_answer(post(url, "/fill-mask", {"inputs": MASKED[0]}).json(), fill(MASKED[0]))
