@@ -64,10 +64,17 @@ def measure(settings, peer: Peer, model, batch: FillMaskBatch, reference: torch.
         if peer.max_autotune:
             settings.budget.max_autotune_spent += prepare_s
     logits = mask_logits(run(*inputs), batch.logits_at)
+    peak = {}
+    if settings.on_cuda:  # what the system holds at its peak during one call: weights, graph pools, activations
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        run(*inputs)
+        torch.cuda.synchronize()
+        peak = dict(peak_memory_mib=round(torch.cuda.max_memory_reserved() / 2**20, 1))
     profile = settings.profile
     timing = time_calls(lambda: run(*inputs), settings.device, warmup=profile.warmup, iters=profile.iters,
                         max_seconds=profile.max_point_s)
-    result = dict(status="ok", **timing.as_dict(), prepare_s=round(prepare_s, 3))
+    result = dict(status="ok", **timing.as_dict(), prepare_s=round(prepare_s, 3), **peak)
     if reference is not None:
         result["max_abs_diff"] = (logits - reference).abs().max().item()
     return result, logits

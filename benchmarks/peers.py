@@ -60,6 +60,27 @@ def fastbert_runner(*, all_logits: bool = False, packed: bool | None = None):
     return make
 
 
+def load_fastbert_encoder(checkpoint: Path, settings):
+    from fastbert import FastBert
+
+    return FastBert.from_pretrained(checkpoint, device=settings.device, dtype=settings.dtype, head="none")
+
+
+def fastbert_encoder_runner(model, batch: FillMaskBatch, settings) -> Runner:
+    def run(ids, mask, logits_at):
+        return model(ids, attention_mask=mask).last_hidden_state
+    return run
+
+
+def fastbert_device_inputs_runner(model, batch: FillMaskBatch, settings) -> Runner:
+    """The batch's inputs put on the GPU once, before timing: calls start from tensors already there."""
+    ids, mask, logits_at = (t.to(settings.device) for t in (batch.input_ids, batch.attention_mask, batch.logits_at))
+
+    def run(*host_inputs):
+        return model(ids, attention_mask=mask, logits_at=logits_at).logits
+    return run
+
+
 def load_transformers(attention: str):
     def load(checkpoint: Path, settings):
         from transformers import AutoModelForMaskedLM
@@ -96,7 +117,15 @@ def transformers_graph_runner(model, batch: FillMaskBatch, settings) -> Runner:
     return run
 
 
-def compiled_runner(mode: str):
+def load_transformers_encoder(checkpoint: Path, settings):
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(checkpoint, dtype=settings.dtype, attn_implementation="sdpa",
+                                      add_pooling_layer=False)
+    return model.to(settings.device).eval()
+
+
+def compiled_runner(mode: str, output: str = "logits"):
     def make(model, batch: FillMaskBatch, settings) -> Runner:
         # One fixed-shape compile per point, as the protocol's shapes are fixed: a fresh start per shape keeps
         # compile time per shape honest and needs no dynamic shapes or recompile limits.
@@ -108,7 +137,7 @@ def compiled_runner(mode: str):
 
         def run(ids, mask, logits_at):
             torch.compiler.cudagraph_mark_step_begin()  # each call is a new step: no output outlives the next replay
-            return compiled(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            return getattr(compiled(input_ids=ids.to(device), attention_mask=mask.to(device)), output)
         with time_limit(settings.budget.left() - 10.0):
             run(batch.input_ids, batch.attention_mask, batch.logits_at)
         return run
@@ -123,6 +152,10 @@ PEERS: dict[str, Peer] = {
                             load_fastbert, fastbert_runner(packed=False)),
     "fastbert-packed": Peer("fastbert on the tokens only, no padding (packed=True)", load_fastbert,
                             fastbert_runner(packed=True)),
+    "fastbert-encoder": Peer("fastbert with no head (head='none'): last_hidden_state of every token",
+                             load_fastbert_encoder, fastbert_encoder_runner),
+    "fastbert-device-inputs": Peer("fastbert: MLM head only at the [MASK] position, inputs already on the GPU",
+                                   load_fastbert, fastbert_device_inputs_runner),
     "hf-eager": Peer("transformers, attn_implementation='eager'", load_transformers("eager"), transformers_runner),
     "hf-sdpa": Peer("transformers, attn_implementation='sdpa'", load_transformers("sdpa"), transformers_runner),
     "hf-sdpa-cudagraph": Peer("transformers SDPA captured in a CUDA graph per shape (static inputs, copy in, replay)",
@@ -132,6 +165,9 @@ PEERS: dict[str, Peer] = {
     "compile-max-autotune": Peer("torch.compile(transformers SDPA, mode='max-autotune'), one compile per shape",
                                  load_transformers("sdpa"), compiled_runner("max-autotune"), compiles=True,
                                  max_autotune=True),
+    "compile-encoder": Peer("torch.compile(transformers BertModel SDPA, mode='reduce-overhead'): last_hidden_state",
+                            load_transformers_encoder, compiled_runner("reduce-overhead", "last_hidden_state"),
+                            compiles=True),
 }
 
 STANDARD_SYSTEMS = ("fastbert", "fastbert-all-logits", "hf-eager", "hf-sdpa", "hf-sdpa-cudagraph",

@@ -40,6 +40,9 @@ class Profile:
     pipeline_batch: int
     pipeline_passes: int
     ops_batches: tuple[int, ...]
+    scale_encoder_shapes: tuple[tuple[int, int], ...]  # (batch, seq) of the encoder-only and all-logits workloads
+    scale_logits_shapes: tuple[tuple[int, int], ...]
+    scale_device_seqs: tuple[int, ...]                # batch-1 seqs fed from device tensors
     ops_seqs: tuple[int, ...]
     ops_shape: dict = field(default_factory=lambda: dict(hidden=768, heads=12, intermediate=3072, vocab=28996))
     ops_reps: int = 20                      # calls per captured graph: per-call launch cost vanishes
@@ -58,6 +61,8 @@ FULL = Profile(
     crossover_batches=(4, 32), crossover_seqs=(128, 512), crossover_fills=(0.4, 0.6, 0.7, 0.8, 0.9, 1.0),
     pipeline_texts=256, pipeline_batch=32, pipeline_passes=3,
     ops_batches=(1, 32), ops_seqs=PROTOCOL_SEQS,
+    scale_encoder_shapes=((32, 128), (32, 512), (128, 128)), scale_logits_shapes=((32, 512),),
+    scale_device_seqs=(8, 128, 512),
 )
 QUICK = replace(
     FULL, name="quick", warmup=10, iters=50, max_point_s=2.0, time_budget_s=150.0, max_autotune="off",
@@ -69,7 +74,8 @@ CPU = replace(
     max_autotune="off", protocol_seqs=(8, 16), throughput_models=("roberta-base",), throughput_batch=2,
     throughput_seqs=(16,), mixed_batch=4, mixed_lengths=(8, 32), crossover_batches=(4,), crossover_seqs=(16,),
     crossover_fills=(0.5, 1.0), pipeline_texts=8, pipeline_batch=4,
-    pipeline_passes=1, ops_batches=(1, 2), ops_seqs=(8,),
+    pipeline_passes=1, ops_batches=(1, 2), ops_seqs=(8,), scale_encoder_shapes=((2, 16),),
+    scale_logits_shapes=((2, 16),), scale_device_seqs=(8,),
     ops_shape=dict(hidden=64, heads=2, intermediate=128, vocab=1000), ops_reps=1, ops_iters=2,
     copy_mib=16, gemm_n=256, coldstart_seq=16,
 )

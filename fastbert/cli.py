@@ -1,29 +1,38 @@
 """The ``fastbert`` command: ``fastbert fill-mask`` and ``fastbert convert``.
 
-Failures the user can fix (a model that cannot be found, a text without a mask) print their message
-and exit with status 2, without a traceback.
+Failures the user can fix (a model that cannot be found, a text without a mask, a device that is not
+there, a destination in use) print their message and exit with status 2, without a traceback. Output
+into a pipe that closes early (``| head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .commands import COMMANDS
 from .commands.texts import read_texts
 from .convert import convert_checkpoint
-from .errors import FastBertError
+from .errors import FastBertError, InputError
 from .pipeline import DEFAULT_MODEL, pipeline
 
 DTYPE_CHOICES = ("float16", "bfloat16", "float32")
 USAGE_ERROR = 2
+OUTPUT_CLOSED = 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.run(args)
+        sys.stdout.flush()  # a reader that has gone shows here, where it can be handled, not at exit
+    except BrokenPipeError:
+        # the reader (`| head`) wants no more output. Python flushes stdout again at exit, which would fail the
+        # same way, so stdout goes to devnull from here on
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OUTPUT_CLOSED
     except (FastBertError, ValueError) as e:
         print(f"fastbert: error: {e}", file=sys.stderr)
         return USAGE_ERROR
@@ -44,12 +53,13 @@ def fill_mask(args: argparse.Namespace) -> None:
 
 
 def convert(args: argparse.Namespace) -> None:
-    print(f"wrote {convert_checkpoint(args.src, args.dst, dtype=args.dtype, revision=args.revision)}")
+    dst = convert_checkpoint(args.src, args.dst, dtype=args.dtype, revision=args.revision, overwrite=args.overwrite)
+    print(f"wrote {dst}")
 
 
 def _table(text: str, result: list) -> str:
     """The predictions for one text: under the text, one aligned table per mask, best first."""
-    per_mask = result if isinstance(result[0], list) else [result]
+    per_mask = result if result and isinstance(result[0], list) else [result]  # [] with --top-k 0
     blocks = [text]
     for number, predictions in enumerate(per_mask, 1):
         rows = [("rank", "score", "token_str", "sequence")] + [
@@ -88,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("dst", help="directory to write the fastbert checkpoint to")
     conv.add_argument("--dtype", default="float16", choices=DTYPE_CHOICES, help="default float16")
     conv.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    conv.add_argument("--overwrite", action="store_true", help="replace DST if it holds files (never the source)")
     conv.set_defaults(run=convert)
     for command in COMMANDS:
         command.register(commands)

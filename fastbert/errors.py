@@ -18,4 +18,12 @@ class CheckpointError(FastBertError, ValueError):
 
 
 class InputError(FastBertError, ValueError):
-    """Token ids, masks or lengths that the model cannot run on."""
+    """Inputs or arguments a call cannot run on: token ids, masks or lengths, texts, top_k, batch_size."""
+
+
+class DeviceError(FastBertError, ValueError):
+    """A device that is not there, or one fastbert does not run on."""
+
+
+class DestinationError(FastBertError, ValueError):
+    """Where a converted checkpoint cannot be written: the source itself, a file, or a directory in use."""

@@ -47,9 +47,9 @@ def batch_bucket(n: int) -> int:
 @dataclass
 class CapturedGraph:
     graph: torch.cuda.CUDAGraph
-    pinned: torch.Tensor      # pinned int32 staging buffer, copied to the device by the graph's first node
-    host: dict                # named numpy views of ``pinned`` (see fastbert.staging)
-    inputs: dict              # named views of the graph's device copy of ``pinned``
+    pinned: torch.Tensor | None  # pinned int32 staging buffer, copied to the device by the graph's first node; None
+    host: dict | None            # for a graph fed from the device. Named numpy views of ``pinned`` (fastbert.staging)
+    inputs: dict                 # named views of the graph's device input buffer
     done: torch.cuda.Event    # the last call's replay (copy in included) and copies out have finished
     outputs: dict             # the forward pass's named static output tensors
 
@@ -82,9 +82,11 @@ class GraphRunner:
     def fits(self, batch: PackedBatch) -> bool:
         return batch.tokens <= self.max_tokens and batch.shape[0] <= self.max_tokens
 
-    def __call__(self, input_ids: np.ndarray, attention_mask, token_type_ids, logits_rows):
-        """[B, S] numpy inputs (validated; mask and types may be None; ``logits_rows``: flat indices of
-        the selected tokens, or None) -> the named outputs on the device, copied out of the graph's buffers."""
+    def __call__(self, input_ids, attention_mask, token_type_ids, logits_rows):
+        """[B, S] inputs (validated; mask and types may be None; ``logits_rows``: flat indices of the selected
+        tokens, or None) -> the named outputs on the device, copied out of the graph's buffers. Numpy inputs are
+        staged in the graph's pinned buffer, which its first node copies in; device tensors are staged on the device
+        straight into its input buffer (a graph captured without that copy), so they make no round trip."""
         batch, seq_len = input_ids.shape
         selected = logits_rows is not None
         key = self.key(batch, seq_len, len(logits_rows) if selected else None)
@@ -92,13 +94,14 @@ class GraphRunner:
         ends = {Rows.TOKENS: (batch, seq_len), Rows.SELECTED: (len(logits_rows) if selected else 0,),
                 Rows.SEQUENCES: (batch,)}
 
-        def stage(host):
-            stage_padded(host, input_ids, attention_mask, token_type_ids, logits_rows, self.model.config.pad_token_id)
+        def stage(buffers):
+            stage_padded(buffers, input_ids, attention_mask, token_type_ids, logits_rows,
+                         self.model.config.pad_token_id)
 
         def finish(outputs, inputs):
             return {name: t[tuple(slice(end) for end in ends[layout[name]])].clone() for name, t in outputs.items()}
 
-        return self._replay(key, stage, finish)
+        return self._replay(key, stage, finish, from_device=isinstance(input_ids, torch.Tensor))
 
     def packed(self, batch: PackedBatch, *, return_packed: bool):
         """A packed batch (see ``fits``) -> its outputs, unpacked as ``PackedBatch.unpack`` does."""
@@ -117,33 +120,33 @@ class GraphRunner:
     def warmup(self, keys) -> None:
         with self.lock:
             for key in keys:
-                self._graph(key)
+                self._graph(key, from_device=False)
 
     def memory_bytes(self) -> int:
         """Bytes of the graphs' shared pool (all its segments, from the allocator's snapshot)."""
         return sum(segment["total_size"] for segment in torch.cuda.memory_snapshot()
                    if tuple(segment.get("segment_pool_id", ())) == tuple(self.pool))
 
-    def _replay(self, key, stage, finish):
+    def _replay(self, key, stage, finish, *, from_device: bool = False):
         """On the caller's stream. A graph's buffers are reused only once its last call has finished on the
         device, whatever stream that call ran on; single-threaded, that wait is already over."""
         with self.lock:
-            entry = self._graph(key)
+            entry = self._graph(key, from_device=from_device)
             entry.done.synchronize()
-            stage(entry.host)
+            stage(entry.inputs if from_device else entry.host)
             entry.graph.replay()
             result = finish(entry.outputs, entry.inputs)
             entry.done.record()
         return result
 
-    def _graph(self, key) -> CapturedGraph:
-        entry = self.graphs.get(key)
+    def _graph(self, key, *, from_device: bool) -> CapturedGraph:
+        entry = self.graphs.get((key, from_device))
         if entry is not None:
-            self.graphs.move_to_end(key)
+            self.graphs.move_to_end((key, from_device))
             return entry
         if len(self.graphs) >= self.max_graphs:
             self.graphs.popitem(last=False)
-        entry = self.graphs[key] = self._capture(key)
+        entry = self.graphs[key, from_device] = self._capture(key, copy_in=not from_device)
         return entry
 
     def _full_rows(self, key) -> PackedBatch:
@@ -155,10 +158,13 @@ class GraphRunner:
         return PackedBatch.from_padded(np.zeros_like(mask), mask, None, None, None)
 
     @torch.inference_mode()
-    def _capture(self, key) -> CapturedGraph:
+    def _capture(self, key, *, copy_in: bool) -> CapturedGraph:
+        """A graph for ``key``; with ``copy_in``, its first node copies a pinned host buffer into its inputs (packed
+        batches, staged on the host, always have one)."""
         size = buffer_size(key)
-        pinned = torch.zeros(size, dtype=torch.int32, pin_memory=True)
-        static = torch.zeros(size, dtype=torch.int32, device=self.model.device)
+        pinned = torch.zeros(size, dtype=torch.int32, pin_memory=True) if copy_in else None
+        with torch.inference_mode(False):  # an ordinary tensor: calls fed from the device write into it outside
+            static = torch.zeros(size, dtype=torch.int32, device=self.model.device)
         inputs = views(static, key)
         # a valid batch to capture with: every token real, so eager warm-up runs every kernel on sane data
         if key[0] == PADDED:
@@ -176,8 +182,10 @@ class GraphRunner:
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
         with collection_paused(), torch.cuda.graph(graph, pool=self.pool):
-            static.copy_(pinned, non_blocking=True)  # a memcpy node: pinned memory may be read from a graph
+            if copy_in:
+                static.copy_(pinned, non_blocking=True)  # a memcpy node: pinned memory may be read from a graph
             outputs = forward()
         done = torch.cuda.Event()
         done.record()
-        return CapturedGraph(graph, pinned, views(pinned.numpy(), key), inputs, done, outputs)
+        host = views(pinned.numpy(), key) if copy_in else None
+        return CapturedGraph(graph, pinned, host, inputs, done, outputs)

@@ -32,6 +32,9 @@ class CheckpointSource:
 
     def __init__(self, name_or_path: str | Path, *, revision: str | None = None, token: str | bool | None = None):
         self.name = str(name_or_path)
+        if not self.name:  # Path("") is the current directory: an empty name would load whatever is there
+            raise ModelNotFoundError("the model name is empty: pass a hub model id or a checkpoint directory "
+                                     "('.' for the current one)")
         path = Path(name_or_path).expanduser()
         if path.is_file():
             raise ModelNotFoundError(f"{self.name!r} is a file; pass the checkpoint's directory or a hub model id")

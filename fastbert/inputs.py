@@ -64,6 +64,26 @@ def _check_range(name: str, values, size: int, what: str) -> None:
         raise InputError(f"{name} holds {high}, outside the {what} of size {size} (valid ids: 0..{size - 1})")
 
 
+def _check_binary(name: str, values) -> None:
+    """A mask holds 1 for tokens and 0 for padding. Other values have no one meaning: the kernels read the mask as
+    int32, so 0.5 is padding there, while transformers attends wherever the mask is not 0."""
+    if isinstance(values, np.ndarray):
+        kind = values.dtype.kind
+        if kind not in "biuf":
+            raise InputError(f"{name} must hold numbers, got {values.dtype}")
+        if kind == "b":
+            return
+        if kind in "iu":  # one reduction, as in _check_range: read as unsigned, a negative value wraps past 1
+            binary = int(values.view(f"u{values.itemsize}").max()) <= 1
+        else:
+            binary = bool(((values == 0) | (values == 1)).all())
+    else:
+        binary = values.dtype == torch.bool or bool(((values == 0) | (values == 1)).all())
+    if not binary:
+        other = values[(values != 0) & (values != 1)][0].item()
+        raise InputError(f"{name} must hold only 1 (token) and 0 (padding), got {other}")
+
+
 def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_ids=None, logits_at=None):
     """Returns (input_ids, attention_mask, token_type_ids, logits_at), None where not given, as numpy arrays
     when ``input_ids`` is on the host and as tensors otherwise; or raises InputError."""
@@ -84,6 +104,7 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
         if attention_mask.shape != input_ids.shape:
             raise InputError(
                 f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}")
+        _check_binary("attention_mask", attention_mask)
     if token_type_ids is not None:
         token_type_ids = _as_index("token_type_ids", token_type_ids, host)
         if token_type_ids.shape != input_ids.shape:

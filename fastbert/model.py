@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from . import heads, packing
 from .config import BertConfig
+from .devices import resolve_device
 from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
 from .heads import Head, LastLayer, Rows
@@ -207,17 +208,23 @@ class FastBert(nn.Module):
         positions = math.prod(input_ids.shape)
         may_pack = return_packed or self.packed is True or (
             self.packed is None and attention_mask is not None and positions >= packing.PACK_FROM_POSITIONS)
-        if may_pack or graphed:
+        if may_pack:  # packing is host work: device inputs come back for it
             ids, mask, types, at = (as_array(t) if t is not None else None
                                     for t in (input_ids, attention_mask, token_type_ids, logits_at))
-            if may_pack:
-                mask = mask if mask is not None else np.ones(ids.shape, dtype=np.int32)
-                if self._packs(mask, at, forced=return_packed or self.packed is True):
-                    return self._forward_packed(ids, mask, types, at, graphs=graphs, return_packed=return_packed)
-            if graphed:  # a replay needs no autograd state: entering a no-grad mode would cost a batch-1 call 2-4 µs
-                logits_rows = np.flatnonzero(at) if at is not None else None
-                return FastBertOutput(self.graph_runner(ids, mask, types, logits_rows))
+            mask = mask if mask is not None else np.ones(ids.shape, dtype=np.int32)
+            if self._packs(mask, at, forced=return_packed or self.packed is True):
+                return self._forward_packed(ids, mask, types, at, graphs=graphs, return_packed=return_packed)
+        if graphed:  # a replay needs no autograd state, and entering a no-grad mode costs every call host time
+            return FastBertOutput(self._replay(input_ids, attention_mask, token_type_ids, logits_at))
         return FastBertOutput(self._forward_eager(input_ids, attention_mask, token_type_ids, logits_at))
+
+    def _replay(self, input_ids, attention_mask, token_type_ids, logits_at) -> dict:
+        """Checked inputs through their CUDA graph: numpy arrays staged on the host, device tensors on the device."""
+        if isinstance(input_ids, torch.Tensor):
+            rows = logits_at.flatten().nonzero().squeeze(1) if logits_at is not None else None  # its count: a sync
+        else:
+            rows = np.flatnonzero(logits_at) if logits_at is not None else None
+        return self.graph_runner(input_ids, attention_mask, token_type_ids, rows)
 
     # no_grad rather than inference_mode: outputs stay ordinary tensors, which callers may update in place (as those
     # of a graph replay, cloned outside any such mode)
@@ -360,7 +367,7 @@ class FastBert(nn.Module):
                         head=None):
         """Load a Hugging Face BERT/RoBERTa checkpoint or a fastbert checkpoint (hub id or local directory), with the
         head its config.json names, or ``head`` (``fastbert.heads.CHOICES``)."""
-        device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
         backend = backend or ("triton" if device.type == "cuda" else "torch")
         if backend not in BACKENDS:

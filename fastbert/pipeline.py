@@ -2,11 +2,14 @@
 
 Results have transformers' exact shape and strings. Unlike transformers, a list of texts runs in
 batched forward passes (texts sorted by length, so that little is padding), the MLM head runs only
-at the mask positions, and a text longer than the model's positions is truncated instead of failing.
+at the mask positions, and a text longer than the model's positions is truncated instead of failing
+(unless that would cut away one of its masks).
 """
 
 from __future__ import annotations
 
+import operator
+import os
 from pathlib import Path
 
 import torch
@@ -20,30 +23,53 @@ from .tokenizer import TextTokenizer
 TASKS = ("fill-mask",)
 DEFAULT_MODEL = "bert-base-cased"
 GPU_BATCH_SIZE, CPU_BATCH_SIZE = 32, 8
+DEFAULT_TOP_K = 5
 
 
-def pipeline(task: str, model: str | Path | FastBert | None = None, *, tokenizer: str | Path | None = None,
-             device=None, dtype=None, backend: str | None = None, revision: str | None = None,
-             token: str | bool | None = None, batch_size: int | None = None) -> FillMaskPipeline:
+def pipeline(task: str, model: str | Path | FastBert | None = None, *, tokenizer=None, device=None, dtype=None,
+             backend: str | None = None, revision: str | None = None, token: str | bool | None = None,
+             batch_size: int | None = None) -> FillMaskPipeline:
     """A pipeline for ``task`` (only ``"fill-mask"``). ``model``: hub id, local directory or a loaded FastBert
-    (default bert-base-cased); ``tokenizer``: where the tokenizer files are when not beside the model;
-    ``device``, ``dtype``, ``backend``, ``revision``, ``token``: as in ``FastBert.from_pretrained``."""
+    (default bert-base-cased); ``tokenizer``: where the tokenizer files are when not beside the model, or a
+    ``tokenizers.Tokenizer`` or transformers fast tokenizer; ``device``, ``dtype``, ``backend``, ``revision``,
+    ``token``: as in ``FastBert.from_pretrained``."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; supported tasks: {', '.join(TASKS)}")
+        raise InputError(f"unknown task {task!r}; supported tasks: {', '.join(TASKS)}")
     if isinstance(model, FastBert):
         if device is not None or dtype is not None or backend is not None:
-            raise ValueError("device, dtype and backend apply when the pipeline loads the model; "
+            raise InputError("device, dtype and backend apply when the pipeline loads the model; "
                              "pass them to FastBert.from_pretrained for a model you load yourself")
     else:
-        model = FastBert.from_pretrained(model or DEFAULT_MODEL, device=device, dtype=dtype, backend=backend,
+        model = FastBert.from_pretrained(_model_name(model), device=device, dtype=dtype, backend=backend,
                                          revision=revision, token=token)
-    tokenizer = tokenizer or getattr(model, "name_or_path", None)
-    if tokenizer is None:
-        raise ValueError("this FastBert was not loaded by from_pretrained: pass tokenizer= (a hub id or a directory "
-                         "with the tokenizer files)")
-    source = CheckpointSource(tokenizer, revision=revision, token=token)
-    return FillMaskPipeline(model, TextTokenizer.from_source(source, roberta=model.config.is_roberta),
+    return FillMaskPipeline(model, _tokenizer(tokenizer, model, revision=revision, token=token),
                             batch_size=batch_size)
+
+
+def _model_name(model) -> str | os.PathLike:
+    if model is None:
+        return DEFAULT_MODEL
+    if isinstance(model, (str, os.PathLike)):
+        return model
+    # a transformers model names its checkpoint; fastbert loads the checkpoint, not the object
+    name = getattr(model, "name_or_path", None)
+    hint = f"; to load this model's checkpoint, pass model={name!r}" if isinstance(name, str) and name else ""
+    raise InputError(f"model must be a hub id, a checkpoint directory or a FastBert, got a {type(model).__name__}"
+                     + hint)
+
+
+def _tokenizer(tokenizer, model: FastBert, *, revision, token) -> TextTokenizer:
+    """The pipeline's tokenizer: from the files of ``tokenizer`` (a hub id or directory; default the model's
+    checkpoint), or from a tokenizer object."""
+    roberta = model.config.is_roberta
+    if tokenizer is None:
+        tokenizer = getattr(model, "name_or_path", None)
+        if tokenizer is None:
+            raise InputError("this FastBert was not loaded by from_pretrained: pass tokenizer= (a hub id or a "
+                             "directory with the tokenizer files, or a tokenizer object)")
+    if isinstance(tokenizer, (str, os.PathLike)):
+        return TextTokenizer.from_source(CheckpointSource(tokenizer, revision=revision, token=token), roberta=roberta)
+    return TextTokenizer.from_tokenizer(tokenizer, roberta=roberta)
 
 
 class FillMaskPipeline:
@@ -53,27 +79,27 @@ class FillMaskPipeline:
 
     def __init__(self, model: FastBert, tokenizer: TextTokenizer, *, batch_size: int | None = None):
         if model.head_name != MaskedLMHead.name:
-            raise ValueError(f"model {getattr(model, 'name_or_path', '')!r} has no masked-language-model head; "
-                             "fill-mask needs a checkpoint saved from a *ForMaskedLM model")
+            raise CheckpointError(f"model {getattr(model, 'name_or_path', '')!r} has no masked-language-model "
+                                  "head; fill-mask needs a checkpoint saved from a *ForMaskedLM model")
         if tokenizer.mask_token_id is None:
             raise CheckpointError(f"the tokenizer's vocabulary has no mask token {tokenizer.mask_token!r}")
         self.model = model
         self.tokenizer = tokenizer
         default = GPU_BATCH_SIZE if model.device.type == "cuda" else CPU_BATCH_SIZE
-        self.batch_size = _check_batch_size(default if batch_size is None else batch_size)
+        self.batch_size = _check_count("batch_size", default if batch_size is None else batch_size, least=1)
 
-    def __call__(self, inputs: str | list[str], *, top_k: int = 5, targets: str | list[str] | None = None,
+    def __call__(self, inputs: str | list[str], *, top_k: int | None = None, targets: str | list[str] | None = None,
                   batch_size: int | None = None):
         """For one text: a list of ``{"score", "token", "token_str", "sequence"}`` dicts, best first, or with
         several masks a list of such lists, one per mask. For a list of texts: a list of those, in order,
-        except that a list of one text answers like that text alone (as transformers does)."""
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        except that a list of one text answers like that text alone (as transformers does). ``top_k``: candidates
+        per mask, default 5; 0 gives empty lists."""
+        top_k = _check_count("top_k", DEFAULT_TOP_K if top_k is None else top_k, least=0)
+        texts = _texts(inputs)
         target_ids = torch.tensor(self.tokenizer.target_ids(targets)) if targets is not None else None
         encodings = self._encode(texts)
         by_length = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        size = _check_batch_size(self.batch_size if batch_size is None else batch_size)
+        size = _check_count("batch_size", self.batch_size if batch_size is None else batch_size, least=1)
         results = [None] * len(texts)
         for start in range(0, len(by_length), size):
             batch = by_length[start:start + size]
@@ -82,17 +108,21 @@ class FillMaskPipeline:
         return results[0] if len(texts) == 1 else results
 
     def _encode(self, texts: list[str]):
-        """Encodings of ``texts``, each checked for a mask token before anything runs."""
+        """Encodings of ``texts``, each checked before anything runs: it has a mask token, and cutting it to the
+        model's positions left every mask in (a mask cut away would have no prediction, and the nesting of the
+        answer would change with the number of masks)."""
         max_length = self.model.config.max_sequence_length
         encodings = self.tokenizer.encode(texts, max_length)
         mask_id, mask = self.tokenizer.mask_token_id, self.tokenizer.mask_token
         for i, (text, encoding) in enumerate(zip(texts, encodings)):
-            if mask_id in encoding.ids:
+            kept = encoding.ids.count(mask_id)
+            cut = sum(piece.ids.count(mask_id) for piece in encoding.overflowing)
+            if kept and not cut:
                 continue
             which = "the text" if len(texts) == 1 else f"text {i} ({_excerpt(text)})"
-            if any(mask_id in cut.ids for cut in encoding.overflowing):
-                raise InputError(f"{which} has its {mask} tokens only past the first {max_length} tokens, the most "
-                                 f"this model reads; move the {mask} earlier or shorten the text")
+            if cut:
+                raise InputError(f"{which}: {cut} of its {kept + cut} {mask} tokens lie past the first {max_length} "
+                                 f"tokens, the most this model reads; move them earlier or shorten the text")
             raise InputError(f"{which} has no mask token: write {mask} where the word to predict goes")
         return encodings
 
@@ -147,10 +177,27 @@ def _padded(encodings, pad_id: int):
     return input_ids, attention_mask, token_type_ids
 
 
-def _check_batch_size(batch_size: int) -> int:
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    return batch_size
+def _texts(inputs) -> list[str]:
+    """``inputs`` as a list of texts; anything but a text or a sequence of texts is an InputError."""
+    if isinstance(inputs, str):
+        return [inputs]
+    if isinstance(inputs, (bytes, bytearray)) or not hasattr(inputs, "__iter__"):
+        raise InputError(f"fill-mask takes a text (str) or a list of texts, got {type(inputs).__name__}")
+    texts = list(inputs)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"text {i} is a {type(text).__name__}, not a str")
+    return texts
+
+
+def _check_count(name: str, value, *, least: int) -> int:
+    try:
+        count = operator.index(value)  # ints of any kind (numpy's too), not floats
+    except TypeError:
+        raise InputError(f"{name} must be an integer, got {value!r}") from None
+    if count < least:
+        raise InputError(f"{name} must be at least {least}, got {count}")
+    return count
 
 
 def _excerpt(text: str, limit: int = 40) -> str:

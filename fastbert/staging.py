@@ -61,18 +61,20 @@ def views(buffer, key: tuple) -> dict:
 
 
 def stage_padded(v: dict, input_ids, attention_mask, token_type_ids, logits_rows, pad_id: int) -> None:
-    """[B, S] numpy inputs into a padded buffer's views; ``logits_rows`` are flat indices into [B, S]."""
+    """[B, S] inputs into a padded buffer's views; ``logits_rows`` are flat indices into [B, S]. Numpy arrays into
+    a host buffer's views, or device tensors into a device buffer's: every write is an item assignment, which both
+    take (on the device, one small copy or fill each, with no sync)."""
     seq_b = v["ids"].shape[1]
     batch, seq_len = input_ids.shape
-    v["ids"].fill(pad_id)
+    v["ids"][...] = pad_id
     v["ids"][:batch, :seq_len] = input_ids
-    v["mask"].fill(0)
+    v["mask"][...] = 0
     v["mask"][:batch, :seq_len] = attention_mask if attention_mask is not None else 1
-    v["types"].fill(0)
+    v["types"][...] = 0
     if token_type_ids is not None:
         v["types"][:batch, :seq_len] = token_type_ids
     if len(v["rows"]):
-        v["rows"].fill(0)
+        v["rows"][...] = 0
         # flat indices are into [B, S]; the buffer's tokens are laid out [batch_b, seq_b]
         v["rows"][: len(logits_rows)] = logits_rows if seq_len == seq_b else (
             logits_rows // seq_len * seq_b + logits_rows % seq_len)

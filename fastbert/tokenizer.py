@@ -15,7 +15,7 @@ from pathlib import Path
 from tokenizers import AddedToken, Encoding, Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import BPE, WordPiece
 
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
 from .hub import CheckpointSource
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,24 @@ class TextTokenizer:
         names = {name: token.content for name, token in special.items()}
         return cls(backend, names, clean_up_spaces=settings.get("clean_up_tokenization_spaces", False))
 
+    @classmethod
+    def from_tokenizer(cls, tokenizer, *, roberta: bool) -> TextTokenizer:
+        """From a ``tokenizers.Tokenizer``, or a transformers fast tokenizer through its ``backend_tokenizer`` and
+        its special tokens; ``roberta`` picks the special tokens an object does not name."""
+        backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+        if not isinstance(backend, Tokenizer):
+            raise InputError("tokenizer must be a hub id or a directory with the tokenizer files, a "
+                             "tokenizers.Tokenizer, or a transformers fast tokenizer (one with a backend_tokenizer); "
+                             f"got a {type(tokenizer).__name__}")
+        names = dict(ROBERTA_SPECIAL_TOKENS if roberta else BERT_SPECIAL_TOKENS)
+        for name in SPECIAL_TOKEN_NAMES:
+            value = getattr(tokenizer, name, None)
+            if isinstance(value, str):
+                names[name] = value
+        # a copy: the pipeline sets its own padding and truncation, which must not change the caller's tokenizer
+        return cls(Tokenizer.from_str(backend.to_str()), names,
+                   clean_up_spaces=bool(getattr(tokenizer, "clean_up_tokenization_spaces", False)))
+
     def encode(self, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[Encoding]:
         """Token ids with the special tokens added, of each text or (text, pair); longer inputs are cut to
         ``max_length`` keeping the final special token, a pair's longer side first, as transformers truncates (what
@@ -84,7 +102,7 @@ class TextTokenizer:
                                f"Replacing with `{self.backend.id_to_token(token_id)}`.")
             ids.append(token_id)
         if not ids:
-            raise ValueError("At least one target must be provided when passed.")
+            raise InputError("At least one target must be provided when passed.")
         return list(dict.fromkeys(ids))
 
 

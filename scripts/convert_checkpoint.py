@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Convert a Hugging Face BERT/RoBERTa checkpoint (hub id or directory) to a fastbert checkpoint:
-the same as ``fastbert convert SRC DST [--dtype ...] [--revision ...]``."""
+the same as ``fastbert convert SRC DST [--dtype ...] [--revision ...] [--overwrite]``."""
 
 import sys
 

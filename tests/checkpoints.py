@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -86,3 +87,9 @@ def save_roberta_with_bpe_tokenizer(directory: Path) -> Path:
 def copy_checkpoint_without(src: Path, dst: Path, *filenames: str) -> Path:
     """A copy of checkpoint directory ``src`` lacking ``filenames`` (say, tokenizer.json, to test the fallbacks)."""
     return Path(shutil.copytree(src, dst, ignore=lambda _, names: [n for n in names if n in filenames]))
+
+
+def checksums(directory: Path) -> dict[str, str]:
+    """sha256 of every file under ``directory``, by relative path: a directory left as it was keeps them all."""
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}

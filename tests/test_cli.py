@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 import fastbert
 from fastbert.cli import main
-from tests.checkpoints import save_bert_with_minilm_tokenizer
+from fastbert.weights import FASTBERT_WEIGHTS
+from tests.checkpoints import checksums, save_bert_with_minilm_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Paris is the [MASK] of France.", "The capital of Italy is [MASK], and the capital of Spain is [MASK]."]
@@ -21,10 +23,21 @@ def checkpoint(tmp_path_factory, minilm_path):
     return save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("cli_bert"))
 
 
+# the hub unreachable, and no GPU visible, so that the CUDA devices are absent on every machine
+ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+
+
 def fastbert_command(*args, stdin: str = ""):
-    """``fastbert ARGS`` run as a user runs it: a fresh process, the hub unreachable."""
+    """``fastbert ARGS`` run as a user runs it, in a fresh process."""
     return subprocess.run([sys.executable, "-m", "fastbert.cli", *map(str, args)], input=stdin, capture_output=True,
-                          text=True, timeout=120, cwd=REPO_ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          text=True, timeout=120, cwd=REPO_ROOT, env=ENVIRONMENT)
+
+
+def assert_refused(run: subprocess.CompletedProcess, cause: str) -> None:
+    """Exit status 2 and one line naming the cause, no traceback."""
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("fastbert: error: ") and cause in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.splitlines()) == 1, run.stderr
 
 
 def test_text_argument_prints_a_table_per_mask(checkpoint):
@@ -48,14 +61,50 @@ def test_stdin_with_json_matches_the_python_api(checkpoint):
 
 def test_missing_model_exits_2_with_the_message(tmp_path):
     run = fastbert_command("fill-mask", "a [MASK].", "--model", tmp_path / "no-such-model")
-    assert run.returncode == 2
-    assert "no-such-model" in run.stderr and "Traceback" not in run.stderr
+    assert_refused(run, "no-such-model")
 
 
 def test_text_without_mask_exits_2_naming_the_mask_token(checkpoint):
     run = fastbert_command("fill-mask", "Paris is the capital of France.", "--model", checkpoint)
-    assert run.returncode == 2
-    assert "has no mask token: write [MASK]" in run.stderr and "Traceback" not in run.stderr
+    assert_refused(run, "has no mask token: write [MASK]")
+
+
+# ids spelled out: an id "gpu" would mark the test as needing a GPU (tests/conftest.py)
+@pytest.mark.parametrize("args, cause", [
+    (["a [MASK] b", "--device", "cuda"], "device 'cuda' is not available"),
+    (["a [MASK] b", "--device", "cuda:7"], "device 'cuda:7' is not available"),
+    (["a [MASK] b", "--device", "gpu"], "unknown device 'gpu'"),
+    (["a [MASK] b", "--device", "mps"], "does not run on mps devices, only on CUDA GPUs and the CPU"),
+    (["a [MASK] b", "--top-k", "-1"], "top_k must be at least 0"),
+    (["a [MASK] b", "--batch-size", "0"], "batch_size must be at least 1"),
+    (["[MASK] " + "dog " * 100 + "[MASK]"], "the text: 1 of its 2 [MASK] tokens lie past the first 40 tokens"),
+], ids=["cuda", "cuda-7", "unknown-device", "mps", "top-k", "batch-size", "cut-mask"])
+def test_refusals_exit_2_naming_the_cause(checkpoint, args, cause):
+    run = fastbert_command("fill-mask", "--model", checkpoint, *args)
+    assert_refused(run, cause)
+    if "--device" in args:
+        assert run.stderr.rstrip().endswith("available: cpu")
+
+
+def test_an_empty_model_name_exits_2():
+    assert_refused(fastbert_command("fill-mask", "a [MASK] b", "--model", ""), "the model name is empty")
+
+
+def test_output_into_a_closed_pipe_ends_quietly(checkpoint):
+    """As `fastbert fill-mask ... --json | head` when head has read what it wants: no traceback."""
+    command = [sys.executable, "-m", "fastbert.cli", "fill-mask", *TEXTS, "--model", str(checkpoint), "--json"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT,
+                          env=ENVIRONMENT) as process:
+        process.stdout.close()  # before the command writes: its first write finds no reader
+        stderr = process.stderr.read()
+    assert process.returncode == 1 and stderr == ""
+
+
+def test_top_k_0_prints_empty_predictions(checkpoint, capsys):
+    assert main(["fill-mask", TEXTS[1], "--model", str(checkpoint), "--device", "cpu", "--top-k", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [[[], []]]
+    assert main(["fill-mask", *TEXTS, "--model", str(checkpoint), "--device", "cpu", "--top-k", "0"]) == 0
+    assert capsys.readouterr().out.count("rank  score  token_str  sequence") == 3
 
 
 def test_convert_writes_a_checkpoint_the_pipeline_loads(checkpoint, tmp_path, capsys):
@@ -63,3 +112,26 @@ def test_convert_writes_a_checkpoint_the_pipeline_loads(checkpoint, tmp_path, ca
     assert "wrote" in capsys.readouterr().out
     converted = fastbert.pipeline("fill-mask", model=tmp_path / "converted", device="cpu")
     assert converted(TEXTS) == fastbert.pipeline("fill-mask", model=checkpoint, device="cpu")(TEXTS)
+
+
+@pytest.mark.parametrize("destination, cause", [
+    ("source", "is or holds the source checkpoint"),
+    ("not-empty", "is not empty; choose another directory, or replace it with overwrite=True (--overwrite"),
+    ("file", "is a file"),
+])
+def test_convert_refusals_exit_2_and_leave_the_source_unchanged(checkpoint, tmp_path, destination, cause):
+    source = Path(shutil.copytree(checkpoint, tmp_path / "source"))
+    (tmp_path / "not-empty").mkdir()
+    (tmp_path / "not-empty" / "model.safetensors").write_text("stale")
+    (tmp_path / "file").write_text("mine")
+    before = checksums(tmp_path)
+    assert_refused(fastbert_command("convert", source, tmp_path / destination), cause)
+    assert checksums(tmp_path) == before
+
+
+def test_convert_overwrite_replaces_a_directory_with_files(checkpoint, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model.safetensors").write_text("stale")
+    run = fastbert_command("convert", checkpoint, tmp_path / "out", "--overwrite")
+    assert run.returncode == 0, run.stderr
+    assert not (tmp_path / "out" / "model.safetensors").exists() and (tmp_path / "out" / FASTBERT_WEIGHTS).is_file()

@@ -1,5 +1,8 @@
-"""The converter writes a fastbert checkpoint whose outputs equal those of its source."""
+"""The converter writes a fastbert checkpoint whose outputs equal those of its source, and never damages its
+source or a destination it was not allowed to replace."""
 
+import errno
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fastbert import FastBert, convert_checkpoint
+from fastbert import CheckpointError, DestinationError, FastBert, convert_checkpoint
 from fastbert.weights import FASTBERT_WEIGHTS
+from tests.checkpoints import checksums
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,3 +57,72 @@ def test_convert_script(tmp_path, bert_mlm_dir):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / FASTBERT_WEIGHTS).exists()
+
+
+@pytest.fixture
+def source(tmp_path, bert_mlm_dir):
+    """A private copy of a checkpoint, so that a converter that damaged its source could not harm other tests."""
+    return Path(shutil.copytree(bert_mlm_dir, tmp_path / "source"))
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_the_source_directory_is_refused(source, overwrite):
+    before = checksums(source.parent)
+    for dst in (source, source / "..", source.parent):
+        with pytest.raises(DestinationError, match="is or holds the source checkpoint"):
+            convert_checkpoint(source, dst, dtype="float32", overwrite=overwrite)
+    assert checksums(source.parent) == before
+
+
+def test_a_destination_with_files_is_replaced_only_with_overwrite(tmp_path, source):
+    before = checksums(source)
+    dst = Path(shutil.copytree(source, tmp_path / "dst"))  # a Hugging Face checkpoint, with model.safetensors
+    with pytest.raises(DestinationError, match="is not empty.*overwrite"):
+        convert_checkpoint(source, dst, dtype="float32")
+    assert checksums(dst) == before
+    convert_checkpoint(source, dst, dtype="float32", overwrite=True)
+    assert sorted(checksums(dst)) == ["config.json", FASTBERT_WEIGHTS]  # nothing stale left beside the new files
+    assert checksums(source) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dst", "source"]  # no staging or set-aside directory
+
+
+def test_an_empty_destination_directory_is_used(tmp_path, source):
+    (tmp_path / "empty").mkdir()
+    assert (convert_checkpoint(source, tmp_path / "empty", dtype="float32") / FASTBERT_WEIGHTS).is_file()
+
+
+def test_a_destination_that_is_a_file_is_refused(tmp_path, source):
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(DestinationError, match="is a file"):
+        convert_checkpoint(source, tmp_path / "file", dtype="float32", overwrite=True)
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+@pytest.mark.parametrize("failure", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()])
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_failure_while_writing_leaves_everything_as_it_was(tmp_path, source, monkeypatch, failure, existing):
+    dst = tmp_path / "dst"
+    if existing:
+        (dst / "old").mkdir(parents=True)
+        (dst / "old" / "config.json").write_text("{}")
+    before = checksums(tmp_path)
+    save = FastBert.save_pretrained
+
+    def save_then_fail(model, directory):
+        save(model, directory)  # half the checkpoint written: the tokenizer files are still to come
+        raise failure
+
+    monkeypatch.setattr(FastBert, "save_pretrained", save_then_fail)
+    expected = (DestinationError, "No space left") if isinstance(failure, OSError) else (KeyboardInterrupt, None)
+    with pytest.raises(expected[0], match=expected[1]):
+        convert_checkpoint(source, dst, dtype="float32", overwrite=True)
+    assert checksums(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["dst", "source"] if existing else ["source"])
+
+
+def test_an_unreadable_source_writes_nothing(tmp_path, source):
+    (source / "model.safetensors").write_bytes(b"not safetensors")
+    before = checksums(source)
+    with pytest.raises(CheckpointError, match="cannot read weight file"):
+        convert_checkpoint(source, tmp_path / "dst", dtype="float32")
+    assert checksums(source) == before and not (tmp_path / "dst").exists()

@@ -83,6 +83,7 @@ def test_sequence_classifier_runs_its_last_layer_at_first_tokens_only(monkeypatc
     monkeypatch.setattr(model_module, "PRUNE_FROM_TOKENS", 1)
     model = FastBert.from_pretrained(path, device=DEVICE, dtype=torch.float32)
     model.packed = packed
+    model.use_cuda_graphs = False  # a graph would run its bucket's 4 rows, twice (warm-up, capture)
     logits = model(ids, attention_mask=mask, token_type_ids=types).logits
     assert rows_seen == [3]
     torch.testing.assert_close(logits.cpu(), reference_logits(architecture, config, ids, mask, types),
@@ -169,3 +170,46 @@ def test_an_encoder_only_conversion_reloads_without_a_head(tmp_path, bert_base_d
     assert json.loads((converted / "config.json").read_text())["architectures"] == ["BertModel"]
     model = FastBert.from_pretrained(converted, device="cpu")
     assert model.head is None and model.pooler is not None
+
+
+# ---- GPU: each head in fp16 and bf16, replayed from graphs and packed, judged by transformers' own error ----------
+
+REALISTIC = {"bert": dict(TINY_BERT, vocab_size=2000, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
+                          num_hidden_layers=4, max_position_embeddings=512, type_vocab_size=2),
+             "roberta": dict(TINY_ROBERTA, vocab_size=2000, hidden_size=768, num_attention_heads=12,
+                             intermediate_size=3072, num_hidden_layers=4, max_position_embeddings=514)}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+@pytest.mark.parametrize("suffix, labels", [("ForSequenceClassification", SENTIMENT), ("ForTokenClassification", BIO)])
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("lengths", [[8], [1, 33, 511], [7] * 32, [128] * 5])
+def test_heads_in_reduced_precision_within_3x_of_transformers(tmp_path, dtype, family, suffix, labels, packed,
+                                                              lengths):
+    """The error against fp32 transformers, at most three times what transformers itself makes in that dtype: each
+    dtype's rounding bounds both, and the kernels must not add more than a small multiple of it."""
+    config = labelled(REALISTIC[family], labels)
+    architecture = FAMILIES[family][1] + suffix
+    pad = FAMILIES[family][2]
+    hf = hf_model(architecture, config).cuda()
+    hf.save_pretrained(tmp_path)
+    ids, mask, types = random_batch(config, lengths, pad_id=pad, with_types=config["type_vocab_size"] > 1)
+    gpu = {"input_ids": ids.cuda(), "attention_mask": mask.cuda(),
+           "token_type_ids": types.cuda() if types is not None else None}
+    with torch.no_grad():
+        exact = hf(**gpu).logits.float()
+        hf_low = hf.to(dtype)(**gpu).logits.float()
+    model = FastBert.from_pretrained(tmp_path, device="cuda", dtype=dtype)
+    model.packed = packed
+    ours = [model(ids, attention_mask=mask, token_type_ids=types).logits.float() for _ in range(2)]  # two replays
+    assert torch.equal(ours[0], ours[1])
+    valid = mask.cuda().bool() if suffix == "ForTokenClassification" else slice(None)
+    hf_error = (hf_low[valid] - exact[valid]).abs().max().item()
+    our_error = (ours[1][valid] - exact[valid]).abs().max().item()
+    # with a few logits per sequence, transformers' own error can land far under its rounding by chance: four units
+    # of the dtype's rounding at the logits' magnitude are always allowed
+    rounding = 4 * torch.finfo(dtype).eps * max(1.0, exact[valid].abs().max().item())
+    print(f"{architecture} {dtype} {lengths} packed={packed}: fastbert {our_error:.3e}, transformers {hf_error:.3e}")
+    assert our_error <= max(3 * hf_error, rounding)

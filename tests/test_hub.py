@@ -65,3 +65,9 @@ def test_file_instead_of_directory(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"")
     with pytest.raises(ModelNotFoundError, match="is a file"):
         FastBert.from_pretrained(tmp_path / "model.safetensors", device="cpu")
+
+
+def test_empty_name_is_not_the_current_directory(bert_mlm_dir, monkeypatch):
+    monkeypatch.chdir(bert_mlm_dir)  # a checkpoint that an empty name must not load
+    with pytest.raises(ModelNotFoundError, match="the model name is empty"):
+        FastBert.from_pretrained("", device="cpu")

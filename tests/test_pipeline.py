@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer
 
 import fastbert
-from fastbert import FastBert, InputError
+from fastbert import CheckpointError, FastBert, InputError, ModelNotFoundError
 from tests.checkpoints import copy_checkpoint_without, save_bert_with_minilm_tokenizer, save_roberta_with_bpe_tokenizer
 
 SCORE_RTOL = 1e-4  # fp32 on both sides; the logits differ only in summation order
@@ -157,21 +158,82 @@ def test_text_without_mask_is_an_error_naming_the_mask_token(checkpoint, ours):
         ours([f"a {checkpoint.mask}", "no mask here"])
 
 
-def test_mask_truncated_away_is_an_error(checkpoint, ours):
-    text = "The quick brown fox jumps over the lazy dog. " * 10 + checkpoint.mask
-    with pytest.raises(InputError, match=f"only past the first {MAX_TOKENS} tokens"):
-        ours(text)
+def test_a_mask_cut_by_truncation_is_an_error_naming_the_text_and_the_masks_lost(checkpoint, ours):
+    """Refused rather than answered without it: the answer keeps one entry per mask of the text, always."""
+    mask, filler = checkpoint.mask, " The quick brown fox jumps over the lazy dog." * 10
+    with pytest.raises(InputError, match=f"^the text: 1 of its 1 {re.escape(mask)} tokens lie past the first "
+                                         f"{MAX_TOKENS} tokens"):
+        ours(filler + mask)
+    with pytest.raises(InputError, match=f"^the text: 1 of its 2 {re.escape(mask)} tokens lie past"):
+        ours(mask + filler + mask)
+    with pytest.raises(InputError, match=f"^text 1 \\('{re.escape(mask)} The quick.*: 2 of its 3 "):
+        ours([f"a {mask}", mask + filler + mask + mask])
 
 
-def test_bad_arguments_are_errors(checkpoint, ours):
-    with pytest.raises(ValueError, match="supported tasks: fill-mask"):
+def test_truncation_keeps_the_nesting_when_every_mask_is_kept(checkpoint, ours):
+    mask, filler = checkpoint.mask, " The quick brown fox jumps over the lazy dog." * 10
+    result = ours([f"{mask} and {mask}.{filler}", f"a {mask}"], top_k=2)
+    assert [len(r) for r in result[0]] == [2, 2] and all(isinstance(p, dict) for p in result[1])
+
+
+@pytest.mark.parametrize("inputs", [None, 42, b"a [MASK]", ["a [MASK]", None], [["a [MASK]"]]], ids=repr)
+def test_inputs_that_are_not_texts_are_input_errors(ours, inputs):
+    with pytest.raises(InputError, match="takes a text|is a (NoneType|list), not a str"):
+        ours(inputs)
+
+
+@pytest.mark.parametrize("top_k", [None, 0])
+def test_top_k_none_and_zero_answer_like_transformers(checkpoint, ours, theirs, top_k):
+    """None: the default, 5; 0: an empty list per mask, nested as usual."""
+    batch = texts(checkpoint.mask)
+    assert_same_predictions(ours(batch, top_k=top_k), theirs(batch, top_k=top_k))
+    assert_same_predictions(ours(batch[-2], top_k=top_k), theirs(batch[-2], top_k=top_k))
+    if top_k == 0:
+        assert ours(batch[:2], top_k=0) == [[], []] and ours(batch[-2], top_k=0) == [[], []]
+
+
+def test_bad_arguments_are_package_errors(checkpoint, ours, bert_base_dir, bert_checkpoint):
+    with pytest.raises(InputError, match="supported tasks: fill-mask"):
         fastbert.pipeline("text-classification", model=checkpoint.path)
-    with pytest.raises(ValueError, match="top_k"):
-        ours(f"a {checkpoint.mask}", top_k=0)
-    with pytest.raises(ValueError, match="batch_size"):
+    for top_k, message in ((-1, "must be at least 0, got -1"), (2.0, "must be an integer, got 2.0"),
+                           ("3", "must be an integer")):
+        with pytest.raises(InputError, match=f"top_k {message}"):
+            ours(f"a {checkpoint.mask}", top_k=top_k)
+    with pytest.raises(InputError, match="batch_size must be at least 1"):
         ours(f"a {checkpoint.mask}", batch_size=0)
-    with pytest.raises(ValueError, match="At least one target"):
+    with pytest.raises(InputError, match="At least one target"):
         ours(f"a {checkpoint.mask}", targets=[""])
+    with pytest.raises(CheckpointError, match="has no masked-language-model head"):
+        fastbert.pipeline("fill-mask", model=bert_base_dir, tokenizer=bert_checkpoint.path, device="cpu")
+
+
+@pytest.mark.parametrize("argument", ["model", "tokenizer"])
+def test_an_empty_name_is_an_error(bert_checkpoint, argument):
+    """Not the current directory, and not the default model."""
+    names = {"model": bert_checkpoint.path, "tokenizer": None, argument: ""}
+    with pytest.raises(ModelNotFoundError, match="name is empty"):
+        fastbert.pipeline("fill-mask", device="cpu", **names)
+
+
+def test_tokenizer_objects_answer_like_the_tokenizer_files(checkpoint, ours, theirs):
+    """A ``tokenizers.Tokenizer``, or a transformers fast tokenizer (its backend, its special tokens); the caller's
+    tokenizer keeps its own truncation and padding."""
+    own = Tokenizer.from_file(str(checkpoint.path / "tokenizer.json"))
+    settings = own.truncation, own.padding
+    batch = texts(checkpoint.mask)
+    for tokenizer in (own, theirs.tokenizer):
+        fill = fastbert.pipeline("fill-mask", model=checkpoint.path, tokenizer=tokenizer, device="cpu",
+                                 batch_size=ours.batch_size)
+        assert fill(batch, top_k=3) == ours(batch, top_k=3)
+    assert (own.truncation, own.padding) == settings
+
+
+def test_objects_fastbert_cannot_take_name_what_it_expects(checkpoint, theirs):
+    with pytest.raises(InputError, match=f"got a {type(theirs.model).__name__}; to load this model's checkpoint, "
+                                         f"pass model='{re.escape(str(checkpoint.path))}'"):
+        fastbert.pipeline("fill-mask", model=theirs.model)
+    with pytest.raises(InputError, match="a tokenizers.Tokenizer, or a transformers fast tokenizer .*got a dict"):
+        fastbert.pipeline("fill-mask", model=checkpoint.path, tokenizer={}, device="cpu")
 
 
 def test_runs_without_importing_transformers(bert_checkpoint):

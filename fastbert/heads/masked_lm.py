@@ -1,7 +1,9 @@
 """The masked-language-model head: transform (dense, GELU, LayerNorm), then the decoder over the vocabulary.
 
 It reads the rows ``logits_at`` selects (fill-mask's mask tokens), or every token when nothing is selected, so
-fill-mask never computes logits for the whole vocabulary at every position."""
+fill-mask never computes logits for the whole vocabulary at every position. The decoder's rows are padded to a
+multiple of VOCAB_ALIGNMENT: cuBLAS runs a GEMM whose output rows are not 16-byte aligned (bert-base-cased's 28996
+columns) on far slower kernels (benchmarks/NOTES.md); the logits are a view of the vocabulary's columns."""
 
 from __future__ import annotations
 
@@ -13,6 +15,16 @@ from ..layers import LayerNorm, Linear, norm_args
 from .base import Head, LastLayer, Rows
 
 WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+VOCAB_ALIGNMENT = 64
+
+
+def padded_vocabulary(vocab_size: int) -> int:
+    return -(-vocab_size // VOCAB_ALIGNMENT) * VOCAB_ALIGNMENT
+
+
+def padded_rows(t: torch.Tensor, rows: int) -> torch.Tensor:
+    """``t`` with zero rows appended up to ``rows`` (as it is when it has them)."""
+    return torch.cat([t, t.new_zeros(rows - len(t), *t.shape[1:])]) if len(t) < rows else t
 
 
 class MaskedLMHead(Head):
@@ -31,12 +43,13 @@ class MaskedLMHead(Head):
         super().__init__()
         self.transform = Linear(config.hidden_size, config.hidden_size)
         self.norm = LayerNorm(config.hidden_size, config.layer_norm_eps)
-        self.decoder = Linear(config.hidden_size, config.vocab_size)
+        self.decoder = Linear(config.hidden_size, padded_vocabulary(config.vocab_size))
+        self.vocab_size = config.vocab_size
 
     def forward(self, last: LastLayer, ops) -> dict[str, torch.Tensor]:
         h = ops.linear(last.at(Rows.SELECTED), self.transform.weight, self.transform.bias, gelu=True,
                        norm=norm_args(self.norm))
-        return {"logits": ops.linear(h, self.decoder.weight, self.decoder.bias)}              # [..., V]
+        return {"logits": ops.linear(h, self.decoder.weight, self.decoder.bias)[..., : self.vocab_size]}  # [..., V]
 
     @staticmethod
     def converted(state, config):
@@ -50,8 +63,15 @@ class MaskedLMHead(Head):
 
     @staticmethod
     def tied(tensors, config):
+        """The decoder padded to an aligned vocabulary; tied, the word embeddings are a view of its first rows."""
+        rows = padded_vocabulary(config.vocab_size)
         if "head.decoder.weight" not in tensors:
             if not config.tie_word_embeddings:
                 raise CheckpointError("the MLM head has no decoder weight and tie_word_embeddings is false")
-            tensors["head.decoder.weight"] = tensors.get(WORD_EMBEDDINGS)
+            if tensors.get(WORD_EMBEDDINGS) is not None:
+                tensors["head.decoder.weight"] = padded_rows(tensors[WORD_EMBEDDINGS], rows)
+                tensors[WORD_EMBEDDINGS] = tensors["head.decoder.weight"][: config.vocab_size]
+        for name in ("head.decoder.weight", "head.decoder.bias"):
+            if tensors.get(name) is not None:
+                tensors[name] = padded_rows(tensors[name], rows)
         return tensors

@@ -18,10 +18,7 @@ from ..errors import InputError
 from .common import block_size, check_device, check_dtype
 
 MODES = ("mean", "mean_sqrt_len_tokens", "weightedmean", "max")  # a kernel's MODE is the index of its mode here
-MEAN: tl.constexpr = 0
-SQRT_LEN: tl.constexpr = 1
-WEIGHTED: tl.constexpr = 2
-MAX: tl.constexpr = 3
+MEAN, SQRT_LEN, WEIGHTED, MAX = (tl.constexpr(index) for index in range(len(MODES)))
 TOKEN_TILE = 16
 
 
@@ -57,10 +54,9 @@ def _pool_kernel(x_ptr, cu_seqlens_ptr, out_ptr, hidden, stride_x, stride_out, M
     tl.store(out_ptr + seq * stride_out + cols, acc, mask=cols < hidden)
 
 
-def _mode_index(mode: str) -> int:
+def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise InputError(f"unknown pooling mode {mode!r}; token pooling modes are {', '.join(MODES)}")
-    return MODES.index(mode)
 
 
 def pool_packed(x, cu_seqlens, mode: str):
@@ -70,51 +66,52 @@ def pool_packed(x, cu_seqlens, mode: str):
     check_dtype("x", x)
     if x.dim() != 2 or x.stride(-1) != 1 or cu_seqlens.dtype != torch.int32 or cu_seqlens.dim() != 1:
         raise InputError("pool_packed needs [T, H] x contiguous in its last dimension and 1-D int32 cu_seqlens")
-    index = _mode_index(mode)
+    _check_mode(mode)
     hidden = x.shape[1]
     out = torch.empty(len(cu_seqlens) - 1, hidden, dtype=torch.float32, device=x.device)
     block_h = min(block_size(hidden), 256)
     _pool_kernel[(len(out), triton.cdiv(hidden, block_h))](
-        x, cu_seqlens, out, hidden, x.stride(0), out.stride(0), MODE=index, BLOCK_T=TOKEN_TILE, BLOCK_H=block_h)
+        x, cu_seqlens, out, hidden, x.stride(0), out.stride(0), MODE=MODES.index(mode), BLOCK_T=TOKEN_TILE,
+        BLOCK_H=block_h)
     return out
 
 
 def pool_packed_reference(x, cu_seqlens, mode: str):
     """Scatter-adds over each token's sequence index; graph-capturable (no data-dependent shapes)."""
-    index = _mode_index(mode)
+    _check_mode(mode)
     tokens, hidden = x.shape
     num_seqs = len(cu_seqlens) - 1
     positions = torch.arange(tokens, dtype=cu_seqlens.dtype, device=x.device)
     # tokens past cu_seqlens[-1] land in an extra sequence, dropped at the end
     sequence = torch.searchsorted(cu_seqlens[1:].contiguous(), positions, right=True)
     x = x.float()
-    if index == MAX:
+    if mode == "max":
         out = x.new_full((num_seqs + 1, hidden), float("-inf"))
         return out.scatter_reduce(0, sequence[:, None].expand(-1, hidden), x, reduce="amax")[:num_seqs]
     lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).float()
     weights = torch.ones(tokens, device=x.device)
-    if index == WEIGHTED:
+    if mode == "weightedmean":
         weights = (positions - cu_seqlens[sequence.clamp(max=num_seqs - 1)] + 1).float()
         lengths = lengths * (lengths + 1) / 2
     sums = x.new_zeros(num_seqs + 1, hidden).index_add_(0, sequence, x * weights[:, None])[:num_seqs]
-    return sums / _denominator(lengths, index)[:, None]
+    return sums / _denominator(lengths, mode)[:, None]
 
 
-def _denominator(weight_sums, index: int):
+def _denominator(weight_sums, mode: str):
     weight_sums = weight_sums.clamp(min=1e-9)
-    return weight_sums.sqrt() if index == SQRT_LEN else weight_sums
+    return weight_sums.sqrt() if mode == "mean_sqrt_len_tokens" else weight_sums
 
 
 def pool_padded(x, key_mask, mode: str):
     """[B, S, H] token states, [B, S] key mask (1: a real token) -> [B, H] fp32, pooled by ``mode`` over the real
     tokens; position weights count from each row's first real token."""
-    index = _mode_index(mode)
+    _check_mode(mode)
     x = x.float()
     mask = key_mask.to(torch.float32)[..., None]                                                  # [B, S, 1]
-    if index == MAX:
+    if mode == "max":
         return x.masked_fill(mask == 0, float("-inf")).amax(dim=1)
-    if index == WEIGHTED:
+    if mode == "weightedmean":
         first = key_mask.to(torch.int32).argmax(dim=1)                                            # [B]
         positions = torch.arange(1, x.shape[1] + 1, device=x.device, dtype=torch.float32)
         mask = mask * (positions[None, :] - first[:, None])[..., None]
-    return (x * mask).sum(dim=1) / _denominator(mask.sum(dim=1), index)
+    return (x * mask).sum(dim=1) / _denominator(mask.sum(dim=1), mode)

@@ -1,0 +1,59 @@
+"""Where the time of a large all-position call goes: graph replay + copy-out against an eager pass, and the MLM
+decoder GEMM at the vocabulary's width against a width padded to a multiple of 64 (bert-base-cased, fp16).
+
+    PYTHONPATH=. python3 -m benchmarks.probes.large_outputs
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+import triton.testing
+
+from benchmarks.checkpoints import architecture, save_random_checkpoint
+
+
+def median_ms(fn) -> float:
+    return triton.testing.do_bench(fn, warmup=50, rep=300, return_mode="median")
+
+
+def gemm_widths(rows: int, hidden: int, vocab: int) -> None:
+    x = torch.randn(rows, hidden, device="cuda", dtype=torch.float16)
+    for width in (vocab, -(-vocab // 64) * 64):
+        w = torch.randn(width, hidden, device="cuda", dtype=torch.float16)
+        b = torch.randn(width, device="cuda", dtype=torch.float16)
+        ms = median_ms(lambda: torch.addmm(b, x, w.t()))
+        print(f"decoder GEMM {rows} x {hidden} -> {width}: {ms:.3f} ms ({2 * rows * hidden * width / ms / 1e9:.0f} "
+              f"TFLOP/s)")
+
+
+def model_calls(directory: Path, batch: int, seq: int) -> None:
+    from fastbert import FastBert
+
+    ids = torch.randint(1000, 20000, (batch, seq))
+    mask = torch.ones_like(ids)
+    for head in ("masked-lm", "none"):
+        model = FastBert.from_pretrained(directory, device="cuda", head=head)
+        for graphs in (True, False):
+            model.use_cuda_graphs = graphs
+            out = "logits" if head == "masked-lm" else "last_hidden_state"
+            ms = median_ms(lambda: getattr(model(ids, attention_mask=mask), out))
+            print(f"{head} {batch} x {seq} {'graph + copy-out' if graphs else 'eager'}: {ms:.3f} ms")
+        del model
+        torch.cuda.empty_cache()
+
+
+def main() -> None:
+    config = architecture("bert-base-cased", tiny=False)
+    gemm_widths(32 * 512, config.hidden_size, config.vocab_size)
+    with tempfile.TemporaryDirectory() as work:
+        directory = save_random_checkpoint(config, Path(work), device="cuda", dtype=torch.float16,
+                                           with_tokenizer=False)
+        for batch, seq in ((32, 512), (128, 128)):
+            model_calls(directory, batch, seq)
+
+
+if __name__ == "__main__":
+    main()
