@@ -11,6 +11,7 @@ import signal
 import threading
 
 from ..errors import FastBertError
+from ..hub import CheckpointSource
 from ..serve.settings import CPU_BATCH_TOKENS, CUDA_BATCH_TOKENS, ServeSettings
 from ..serve.tasks import TASKS
 
@@ -51,6 +52,8 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.address is None:
+        CheckpointSource(args.model)  # the local replicas will read these files: a missing model fails here, at once
     try:
         import ray
         from ray import serve
@@ -70,7 +73,11 @@ def run(args: argparse.Namespace) -> None:
         serve.start(http_options={"host": args.host, "port": args.port})
         app = application(args.model, task=args.task, device=args.device, dtype=args.dtype, replicas=args.replicas,
                           gpus_per_replica=args.gpus_per_replica, settings=settings)
-        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+        try:
+            serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+        except RuntimeError as e:  # a replica failed to start; Ray logged its traceback
+            raise FastBertError(f"{e}; the replicas' logs are in Ray's session directory "
+                                f"(/tmp/ray/session_latest/logs/serve/ on the head node by default)") from None
         print(f"fastbert serve: {args.task} with {args.model} at http://{args.host}:{args.port} "
               f"(Ctrl-C or SIGTERM stops)", flush=True)
         while not stop.wait(timeout=1.0):

@@ -159,16 +159,18 @@ class Frontend:
         return Answers(results, tokens)
 
     def _check_masks(self, texts: list[str], encodings) -> None:
-        """A text with no mask token among the tokens the model reads fails the pipeline: refuse it here, before it
-        joins a batch with other requests."""
+        """The pipeline refuses a text without a mask token, or one whose truncation would cut a mask: refuse it
+        here, before it joins a batch with other requests' texts."""
         mask, mask_id = self.spec.tokenizer.mask_token, self.spec.tokenizer.mask_token_id
         read = self.spec.max_input_length - 1  # truncation keeps the final special token
         for index, encoding in enumerate(encodings):
-            if mask_id in encoding.ids[:read]:
+            masks, kept = encoding.ids.count(mask_id), encoding.ids[:read].count(mask_id)
+            if masks and kept == masks:
                 continue
-            if mask_id in encoding.ids:
-                raise malformed(f"{_which(index, texts)} has its {mask} tokens only past the first {read} tokens, the "
-                                f"most this model reads; move the {mask} earlier or shorten the text")
+            if masks:
+                raise malformed(f"{_which(index, texts)}: {masks - kept} of its {masks} {mask} tokens lie past the "
+                                f"first {read + 1} tokens, the most this model reads; move them earlier or shorten "
+                                f"the text")
             raise malformed(f"{_which(index, texts)} has no mask token: write {mask} where the word to predict goes")
 
 

@@ -84,8 +84,8 @@ def test_truncate_true_runs_a_long_text_cut_as_the_pipeline_cuts_it(fill_mask_ta
     long_text = "a [MASK] " + "word " * 60
     expected = fastbert.pipeline("fill-mask", model=checkpoint, device="cpu")(long_text)
     assert call(fill_mask_task, "fill_mask", {"inputs": long_text, "truncate": True}) == expected
-    refused = refusal(fill_mask_task, "fill_mask", {"inputs": "word " * 60 + "[MASK]", "truncate": True})
-    assert refused.status == 422 and "only past the first 39 tokens" in refused.message
+    refused = refusal(fill_mask_task, "fill_mask", {"inputs": "[MASK] " + "word " * 60 + "[MASK]", "truncate": True})
+    assert refused.status == 422 and "1 of its 2 [MASK] tokens lie past the first 40 tokens" in refused.message
 
 
 def test_a_route_of_another_task_is_424(fill_mask_task):

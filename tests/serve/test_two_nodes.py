@@ -1,5 +1,5 @@
 """Two Ray nodes on this machine (``ray.cluster_utils.Cluster``), one CPU each: the two model replicas land one per
-node, and both serve."""
+node, and both serve. The app comes from ``build``, as a Serve config file deploys it."""
 
 import asyncio
 
@@ -10,12 +10,13 @@ from benchmarks.serve_load import mixed_bodies, run_load
 from tests.checkpoints import save_bert_with_minilm_tokenizer
 from tests.serve.conftest import WORKER_ENV, answers_by_text, free_port, wrong_replies
 
+requests = pytest.importorskip("requests")
 ray = pytest.importorskip("ray")
 serve = pytest.importorskip("ray.serve")
 
 from ray.cluster_utils import Cluster  # noqa: E402 - needs Ray
 
-from fastbert.serve.app import APP_NAME, application  # noqa: E402
+from fastbert.serve.app import APP_NAME, build  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,10 @@ def two_node_url(checkpoint):
     try:
         # one HTTP proxy: on one machine, a proxy per node would contend for the same port
         serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
-        serve.run(application(str(checkpoint), task="fill-mask", device="cpu", replicas=2), name=APP_NAME,
-                  route_prefix="/")
+        # as a Serve config file's args, or `serve run fastbert.serve.app:build key=value ...`, give them
+        args = {"model": str(checkpoint), "task": "fill-mask", "device": "cpu", "replicas": "2",
+                "max_batch_tokens": "1024"}
+        serve.run(build(args), name=APP_NAME, route_prefix="/")
         yield f"http://127.0.0.1:{port}"
     finally:
         serve.shutdown()
@@ -52,6 +55,9 @@ def test_replicas_on_both_nodes_both_serving(two_node_url, checkpoint):
     assert len(names) == 2
     assert len({replica_node(name) for name in names}) == 2
     assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2
+
+    info = requests.get(two_node_url + "/info", timeout=30).json()
+    assert (info["task"], info["max_batch_tokens"]) == ("fill-mask", 1024)
 
     bodies = mixed_bodies("fill-mask", clients=8, requests_per_client=10, seed=3)
     report = asyncio.run(run_load(two_node_url + "/fill-mask", bodies))
