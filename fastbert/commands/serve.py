@@ -92,11 +92,8 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _serve_running(serve) -> bool:
-    try:
-        serve.status()
-    except Exception:  # noqa: BLE001 - no Serve controller on the cluster yet
-        return False
-    return True
+    status = serve.status()  # empty, without starting anything, where Serve does not run
+    return bool(status.proxies or status.applications)
 
 
 def _replicas(value: str):

@@ -9,6 +9,7 @@ model=...``.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import fields
 
 import ray
@@ -25,6 +26,7 @@ from .settings import ServeSettings
 from .tasks import TASKS, Item, TaskSpec, load_task
 
 APP_NAME = "fastbert"
+CONTROL_TIMEOUT_S = 10  # /health and /metrics answer within this, even while a model replica restarts
 
 
 @serve.deployment
@@ -86,7 +88,7 @@ class Ingress:
         return results
 
     async def _health(self) -> None:
-        await self.model.check_health.remote()
+        await asyncio.wait_for(self.model.check_health.remote(), CONTROL_TIMEOUT_S)
 
     async def _scrape(self) -> str:
         """Every replica's metrics, ingress and model, added up; a replica that does not answer is left out."""
@@ -94,7 +96,8 @@ class Ingress:
         ingress = serve.get_deployment_handle(context.deployment, context.app_name)
         snapshots = []
         for handle in (ingress, self.model):
-            snapshots += await handle.broadcast("metrics_snapshot").results_async(return_exceptions=True)
+            answers = handle.broadcast("metrics_snapshot").results_async(return_exceptions=True)
+            snapshots += await asyncio.wait_for(answers, CONTROL_TIMEOUT_S)
         return render(merge([s for s in snapshots if not isinstance(s, BaseException)]))
 
 
@@ -102,8 +105,8 @@ def application(model: str, *, task: str = "embed", device: str | None = None, d
                 replicas: int | str | None = None, gpus_per_replica: float = 1, ingress_replicas: int = 1,
                 settings: ServeSettings | None = None) -> serve.Application:
     """The app for ``serve.run``. ``device``: default cuda when the cluster has GPUs. ``replicas``: model replicas, a
-    number or ``"auto"`` (autoscaled between one and what the cluster's GPUs hold); default one per
-    ``gpus_per_replica`` GPUs, one on the CPU."""
+    number or ``"auto"`` (autoscaled from one to as many as the cluster's GPUs hold, or one per node on the CPU);
+    default one per ``gpus_per_replica`` GPUs, one on the CPU."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     device = device or ("cuda" if _cluster_gpus() > 0 else "cpu")

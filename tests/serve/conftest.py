@@ -1,4 +1,5 @@
-"""Fixtures of the server tests: a local Ray instance with Serve on a free loopback port, shut down after the module."""
+"""Fixtures of the server tests: a two-node Ray cluster on this machine with Serve on a free loopback port, shut down
+after the package's tests; helpers to compare answers."""
 
 import socket
 from pathlib import Path
@@ -42,16 +43,23 @@ def wrong_replies(report, bodies: list[list[dict]], expected: dict) -> list:
         r.body, [expected[text] for text in bodies[r.client][r.request]["inputs"]])]
 
 
-@pytest.fixture(scope="module")
-def serve_url():
-    """A local Ray with Serve listening on loopback; its URL."""
+@pytest.fixture(scope="package")
+def cluster_url():
+    """Two Ray nodes on this machine (``ray.cluster_utils.Cluster``), two CPUs each, and Serve listening on loopback:
+    its URL. Serve spreads a deployment's replicas over the nodes."""
     ray = pytest.importorskip("ray")
     serve = pytest.importorskip("ray.serve")
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, runtime_env=WORKER_ENV)
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    cluster.add_node(num_cpus=2)
+    ray.init(address=cluster.address, runtime_env=WORKER_ENV, log_to_driver=False)
     port = free_port()
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        # one HTTP proxy: on one machine, a proxy per node would contend for the same port
+        serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
         yield f"http://127.0.0.1:{port}"
     finally:
         serve.shutdown()
         ray.shutdown()
+        cluster.shutdown()
