@@ -1,7 +1,7 @@
 """Load through the HTTP server: concurrent clients on loopback, each sending its requests one after another, every
 answer kept with its status and latency.
 
-    python -m benchmarks.serve_load        # CPU: a tiny random checkpoint on a local Ray, results in results/serve/
+    python -m benchmarks.serve_load [--task embed|fill-mask]   # CPU: a tiny random checkpoint on a local Ray
 
 The CPU run measures the server's own overhead and that no answer is lost or wrong under load, on a model too small
 for its time to matter; it says nothing of GPU speed (``benchmarks/serve_throughput.py`` measures that).
@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import datetime
 import json
+import os
 import platform
 import random
 import statistics
@@ -98,6 +99,8 @@ def _quantile(values: list[float], q: float) -> float | None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.serve_load", description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="embed", choices=("embed", "fill-mask"),
+                        help="embed: mean-pooled embeddings of the random encoder; default embed")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=50, help="requests per client")
     parser.add_argument("--port", type=int, default=8765)
@@ -112,7 +115,7 @@ def main(argv=None) -> None:
 
     from .checkpoints import TINY_ARCHITECTURE, architecture, save_random_checkpoint
 
-    task = "fill-mask"
+    task = args.task
     checkpoint = save_random_checkpoint(architecture("bert-base-uncased", tiny=True),
                                         Path(tempfile.mkdtemp(prefix="fastbert-serve-load-")), device="cpu",
                                         dtype=torch.float32, with_tokenizer=True)
@@ -130,11 +133,12 @@ def main(argv=None) -> None:
     result = dict(
         measurement="CPU, tiny random checkpoint: the server's overhead and its answers under load, not GPU speed",
         date=datetime.date.today().isoformat(), machine=platform.processor() or platform.machine(),
+        cpu_cores=os.cpu_count(),
         task=task, model=dict(TINY_ARCHITECTURE, vocab_size=30522, preset="bert-base-uncased"), device="cpu",
         replicas=1, clients=args.clients, requests_per_client=args.requests, texts_per_request="1-4",
         words_per_text="8-60", **report.summary())
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"cpu-tiny-load-{result['date']}.json"
+    path = args.out / f"cpu-tiny-{task}-load-{result['date']}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
     print(f"wrote {path}")

@@ -127,6 +127,7 @@ def application(model: str, *, task: str = "embed", device: str | None = None, d
         ray_actor_options={"num_cpus": 1, "num_gpus": gpus_per_replica if on_gpu else 0},
         # past its limit a replica answers 429 at once: let requests reach it instead of queueing in Ray's router
         max_ongoing_requests=2 * settings.max_concurrent_requests,
+        logging_config={"enable_access_log": False},  # its calls come from the ingress, whose log has each request
     ).bind(str(model), task, device, dtype, settings)
     return Ingress.options(
         num_replicas=ingress_replicas,
