@@ -45,15 +45,22 @@ def tokenizer_dir() -> Path:
     )
 
 
-def save_random_checkpoint(config: BertConfig, directory: Path, *, device, dtype, with_tokenizer: bool) -> Path:
-    """A transformers ``*ForMaskedLM`` of ``config`` with seeded random weights, saved as safetensors in ``dtype``."""
+# the transformers auto class of each head a checkpoint may be saved with
+AUTO_CLASSES = {"masked-lm": "AutoModelForMaskedLM", "sequence-classification": "AutoModelForSequenceClassification",
+                "token-classification": "AutoModelForTokenClassification"}
+
+
+def save_random_checkpoint(config: BertConfig, directory: Path, *, device, dtype, with_tokenizer: bool,
+                           head: str = "masked-lm") -> Path:
+    """A transformers model of ``config`` with ``head`` (``*ForMaskedLM`` by default) and seeded random weights, saved
+    as safetensors in ``dtype``; a classifier's labels come from ``config.id2label``."""
     import transformers
 
     hf_config = transformers.AutoConfig.for_model(
         config.model_type, **{k: v for k, v in config.to_dict().items() if k != "model_type"})
     torch.manual_seed(SEED)
     with torch.device(device):  # initializing 335M parameters takes seconds on the CPU, milliseconds on a GPU
-        model = transformers.AutoModelForMaskedLM.from_config(hf_config)
+        model = getattr(transformers, AUTO_CLASSES[head]).from_config(hf_config)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "LayerNorm" in name or "layer_norm" in name or name.endswith("bias"):
@@ -74,13 +81,17 @@ class CheckpointStore:
         self.tiny, self.device, self.dtype = tiny, device, dtype
         self._built: dict[tuple, tuple[Path, BertConfig]] = {}
 
-    def get(self, preset: str, *, vocab_size: int | None = None,
-            with_tokenizer: bool = False) -> tuple[Path, BertConfig]:
-        key = (preset, vocab_size, with_tokenizer)
+    def get(self, preset: str, *, vocab_size: int | None = None, with_tokenizer: bool = False,
+            head: str = "masked-lm", labels: tuple[str, ...] | None = None) -> tuple[Path, BertConfig]:
+        """``head`` as in ``save_random_checkpoint``; ``labels``: a classifier's, in order."""
+        key = (preset, vocab_size, with_tokenizer, head, labels)
         if key not in self._built:
             config = architecture(preset, tiny=self.tiny, vocab_size=vocab_size)
-            directory = self.root / "-".join(str(part) for part in key)
+            if labels is not None:
+                config = replace(config, id2label=dict(enumerate(labels)),
+                                 label2id={label: i for i, label in enumerate(labels)})
+            directory = self.root / "-".join(str(part) for part in (*key[:4], len(labels or ())))
             save_random_checkpoint(config, directory, device=self.device, dtype=self.dtype,
-                                   with_tokenizer=with_tokenizer)
+                                   with_tokenizer=with_tokenizer, head=head)
             self._built[key] = directory, config
         return self._built[key]

@@ -1,7 +1,7 @@
 """One entry point for the benchmarks.
 
     python -m benchmarks.run --sections protocol                       # the batch-1 protocol
-    python -m benchmarks.run --sections coldstart,pipeline,ops,mixed,throughput
+    python -m benchmarks.run --sections coldstart,pipeline,tasks,ops,mixed,throughput
     python -m benchmarks.run --quick                                   # everything, small, ~3 minutes
     python -m benchmarks.run --cpu --out /tmp/bench                    # CPU smoke run: structure, no timing claims
 
@@ -20,7 +20,8 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-SECTION_ORDER = ("floors", "protocol", "coldstart", "pipeline", "ops", "mixed", "crossover", "throughput", "scale")
+SECTION_ORDER = ("floors", "protocol", "coldstart", "pipeline", "tasks", "ops", "mixed", "crossover", "throughput",
+                 "scale")
 NEEDS_FLOORS = {"protocol", "ops", "mixed", "throughput"}
 TIMED = ("Per call: CPU int64 token ids and attention mask in, as a tokenizer returns them; copy to the GPU, "
          "forward pass, and the logits fill-mask needs ready on the GPU (torch.cuda.synchronize). fastbert computes "
@@ -76,7 +77,8 @@ def main(argv=None) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     import transformers
 
-    from . import bench_ops, coldstart, crossover, pipeline_throughput, protocol, report, scale, tables, throughput
+    from . import (bench_ops, coldstart, crossover, pipeline_throughput, protocol, report, scale, tables,
+                   task_pipelines, throughput)
     from .floors import environment
     from .results import DEFAULT_DIR, describe, merge, stem
     from .settings import Settings
@@ -84,8 +86,9 @@ def main(argv=None) -> None:
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()  # the GPU machine returns only the last 12,000 characters of output
     runners = {"floors": lambda s: s.floors, "protocol": protocol.run, "coldstart": coldstart.run,
-               "pipeline": pipeline_throughput.run, "ops": bench_ops.run, "mixed": throughput.run_mixed,
-               "crossover": crossover.run, "throughput": throughput.run, "scale": scale.run}
+               "pipeline": pipeline_throughput.run, "tasks": task_pipelines.run, "ops": bench_ops.run,
+               "mixed": throughput.run_mixed, "crossover": crossover.run, "throughput": throughput.run,
+               "scale": scale.run}
     wanted = set(sections) | ({"floors"} if NEEDS_FLOORS & set(sections) else set())
     out_dir = args.out or DEFAULT_DIR
     with tempfile.TemporaryDirectory(prefix="fastbert-bench-") as work:

@@ -39,7 +39,7 @@ def _clause(rng: random.Random, *, adverbial: bool) -> list[str]:
     return " ".join(words).split()
 
 
-def _sentence(rng: random.Random, mask_token: str) -> str:
+def _sentence(rng: random.Random, mask_token: str | None) -> str:
     shortest, longest = WORD_COUNTS
     target = min(max(rng.lognormvariate(math.log(18), 0.5), shortest), longest)  # median 18 words, a long tail
     words = _clause(rng, adverbial=True)  # 8 words at least
@@ -50,10 +50,14 @@ def _sentence(rng: random.Random, mask_token: str) -> str:
         words += clause
     words[0] = words[0].capitalize()
     content = [i for i, w in enumerate(words) if len(w) > 3]  # mask a content word, not "the" or "a"
-    words[rng.choice(content)] = mask_token
+    masked = rng.choice(content)
+    if mask_token is not None:
+        words[masked] = mask_token
     return " ".join(words) + "."
 
 
-def sentences(count: int, *, seed: int = 0, mask_token: str = "[MASK]") -> list[str]:
+def sentences(count: int, *, seed: int = 0, mask_token: str | None = "[MASK]") -> list[str]:
+    """``count`` sentences, each with one content word replaced by ``mask_token`` (None: kept, the same sentences
+    unmasked)."""
     rng = random.Random(seed)
     return [_sentence(rng, mask_token) for _ in range(count)]

@@ -70,7 +70,7 @@ QUICK = replace(
     crossover_batches=(32,), crossover_seqs=(512,), crossover_fills=(0.5, 0.8, 1.0),
 )
 CPU = replace(
-    FULL, name="cpu", device="cpu", tiny=True, warmup=1, iters=3, max_point_s=2.0, time_budget_s=100.0,
+    FULL, name="cpu", device="cpu", tiny=True, warmup=1, iters=3, max_point_s=2.0, time_budget_s=130.0,
     max_autotune="off", protocol_seqs=(8, 16), throughput_models=("roberta-base",), throughput_batch=2,
     throughput_seqs=(16,), mixed_batch=4, mixed_lengths=(8, 32), crossover_batches=(4,), crossover_seqs=(16,),
     crossover_fills=(0.5, 1.0), pipeline_texts=8, pipeline_batch=4,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 SECTION_TITLES = {"protocol": "Batch-1 fill-mask latency", "throughput": "Throughput", "mixed": "Mixed-length batch",
                   "crossover": "Padded or packed",
-                  "coldstart": "Cold start", "pipeline": "Pipeline", "ops": "Kernels"}
+                  "coldstart": "Cold start", "pipeline": "Pipeline", "tasks": "Task pipelines", "ops": "Kernels"}
 BRIEF_ERROR_CHARS = 240
 
 
@@ -182,9 +182,29 @@ def pipeline_tables(section: dict, brief: bool) -> list[str]:
     return out
 
 
+def task_tables(section: dict, brief: bool) -> list[str]:
+    def texts(result):
+        return f"{result['texts_per_s']:.0f}"
+    rows = []
+    for task, entry in section["tasks"].items():
+        systems = entry["systems"]
+        rows.append([task, *(cell(systems.get(name, {}), texts) for name in ("fastbert", "transformers")),
+                     number(entry.get("speedup")),
+                     "–" if "agreement" not in entry else f"{100 * entry['agreement']:.1f}%"])
+    fewest, most = section["words_per_text"]
+    out = [f"{section['texts']} English sentences ({fewest}-{most} words), batch_size {section['batch_size']}, "
+           f"{section['model']}, {section['dtype']}; tokenization and post-processing included. Agreement: texts "
+           "answered alike (best label; entities and offsets; first-token features within tolerance).",
+           table(["task", "fastbert texts/s", "transformers texts/s", "speedup", "agreement"], rows)]
+    out += [f"- tasks / {task} / {name}: {r['status']}: {clip(r.get('error') or r.get('reason', ''), brief)}"
+            for task, entry in section["tasks"].items() for name, r in entry["systems"].items()
+            if r.get("status") != "ok"]
+    return out
+
+
 RENDERERS = {"protocol": protocol_tables, "throughput": throughput_tables, "mixed": mixed_tables,
              "crossover": crossover_tables,
-             "coldstart": coldstart_tables, "pipeline": pipeline_tables}
+             "coldstart": coldstart_tables, "pipeline": pipeline_tables, "tasks": task_tables}
 
 
 def section_notes(data: dict, brief: bool) -> list[str]:

@@ -15,7 +15,7 @@ import sys
 from .commands import COMMANDS
 from .commands.texts import read_texts
 from .convert import convert_checkpoint
-from .errors import FastBertError, InputError
+from .errors import FastBertError
 from .pipeline import DEFAULT_MODEL, pipeline
 
 DTYPE_CHOICES = ("float16", "bfloat16", "float32")

@@ -149,7 +149,7 @@ class FastBert(nn.Module):
     @backend.setter
     def backend(self, name: str) -> None:
         if name not in BACKENDS:
-            raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+            raise InputError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
         self.ops = BACKENDS[name]
 
     @property
@@ -371,9 +371,9 @@ class FastBert(nn.Module):
         dtype = resolve_dtype(dtype, device)
         backend = backend or ("triton" if device.type == "cuda" else "torch")
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+            raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if backend == "triton" and device.type != "cuda" and not interpreting():
-            raise ValueError("backend='triton' on the CPU runs only under Triton's interpreter: set TRITON_INTERPRET=1 "
+            raise InputError("backend='triton' on the CPU runs only under Triton's interpreter: set TRITON_INTERPRET=1 "
                              "before importing fastbert, or use backend='torch'")
         source = CheckpointSource(name_or_path, revision=revision, token=token)
         config = BertConfig.from_json(source.config_path)
@@ -435,8 +435,8 @@ def resolve_dtype(dtype, device: torch.device | None) -> torch.dtype:
         return torch.float16 if device is not None and device.type == "cuda" else torch.float32
     if isinstance(dtype, str):
         if dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r}; choose float16, bfloat16 or float32")
+            raise InputError(f"unknown dtype {dtype!r}; choose float16, bfloat16 or float32")
         dtype = DTYPES[dtype]
     if dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        raise ValueError(f"dtype {dtype} is not supported; choose float16, bfloat16 or float32")
+        raise InputError(f"dtype {dtype} is not supported; choose float16, bfloat16 or float32")
     return dtype

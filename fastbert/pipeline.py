@@ -1,4 +1,5 @@
-"""``fastbert.pipeline("fill-mask", ...)``: transformers' fill-mask pipeline, answered by fastbert.
+"""``fastbert.pipeline(task, ...)``, and the fill-mask pipeline: transformers' fill-mask pipeline, answered by
+fastbert (the other tasks' pipelines are in ``fastbert.pipelines``).
 
 Results have transformers' exact shape and strings. Unlike transformers, a list of texts runs in
 batched forward passes (texts sorted by length, so that little is padding), the MLM head runs only
@@ -8,7 +9,6 @@ at the mask positions, and a text longer than the model's positions is truncated
 
 from __future__ import annotations
 
-import operator
 import os
 from pathlib import Path
 
@@ -18,37 +18,49 @@ from .errors import CheckpointError, InputError
 from .heads.masked_lm import MaskedLMHead
 from .hub import CheckpointSource
 from .model import FastBert
+from .pipelines import PIPELINES, TaskPipeline
+from .pipelines.batching import check_batch_size, check_count, default_batch_size, padded
+from .pipelines.texts import checked, excerpt
 from .tokenizer import TextTokenizer
 
-TASKS = ("fill-mask",)
+TASKS = ("fill-mask", *PIPELINES)
 DEFAULT_MODEL = "bert-base-cased"
-GPU_BATCH_SIZE, CPU_BATCH_SIZE = 32, 8
 DEFAULT_TOP_K = 5
 
 
 def pipeline(task: str, model: str | Path | FastBert | None = None, *, tokenizer=None, device=None, dtype=None,
              backend: str | None = None, revision: str | None = None, token: str | bool | None = None,
-             batch_size: int | None = None) -> FillMaskPipeline:
-    """A pipeline for ``task`` (only ``"fill-mask"``). ``model``: hub id, local directory or a loaded FastBert
-    (default bert-base-cased); ``tokenizer``: where the tokenizer files are when not beside the model, or a
+             batch_size: int | None = None, **options) -> FillMaskPipeline | TaskPipeline:
+    """A pipeline for ``task`` (one of ``TASKS``). ``model``: hub id, local directory or a loaded FastBert
+    (default: the task's); ``tokenizer``: where the tokenizer files are when not beside the model, or a
     ``tokenizers.Tokenizer`` or transformers fast tokenizer; ``device``, ``dtype``, ``backend``, ``revision``,
-    ``token``: as in ``FastBert.from_pretrained``."""
+    ``token``: as in ``FastBert.from_pretrained``. ``options``: defaults for the calls of a task other than
+    fill-mask (``top_k=``, ``aggregation_strategy=``...)."""
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; supported tasks: {', '.join(TASKS)}")
+    task_pipeline = PIPELINES.get(task)
     if isinstance(model, FastBert):
         if device is not None or dtype is not None or backend is not None:
             raise InputError("device, dtype and backend apply when the pipeline loads the model; "
                              "pass them to FastBert.from_pretrained for a model you load yourself")
     else:
-        model = FastBert.from_pretrained(_model_name(model), device=device, dtype=dtype, backend=backend,
-                                         revision=revision, token=token)
-    return FillMaskPipeline(model, _tokenizer(tokenizer, model, revision=revision, token=token),
-                            batch_size=batch_size)
+        model = FastBert.from_pretrained(_model_name(model, task, task_pipeline), device=device, dtype=dtype,
+                                         backend=backend, revision=revision, token=token,
+                                         head=task_pipeline.loads_head if task_pipeline else None)
+    text_tokenizer = _tokenizer(tokenizer, model, revision=revision, token=token)
+    if task_pipeline is not None:
+        return task_pipeline(model, text_tokenizer, batch_size=batch_size, **options)
+    if options:
+        raise InputError(f"fill-mask takes its options per call; got {', '.join(sorted(options))}")
+    return FillMaskPipeline(model, text_tokenizer, batch_size=batch_size)
 
 
-def _model_name(model) -> str | os.PathLike:
+def _model_name(model, task: str, task_pipeline) -> str | os.PathLike:
     if model is None:
-        return DEFAULT_MODEL
+        default = task_pipeline.default_model if task_pipeline else DEFAULT_MODEL
+        if default is None:
+            raise InputError(f"{task} has no default model; pass model=: it {task_pipeline.needs}")
+        return default
     if isinstance(model, (str, os.PathLike)):
         return model
     # a transformers model names its checkpoint; fastbert loads the checkpoint, not the object
@@ -85,8 +97,8 @@ class FillMaskPipeline:
             raise CheckpointError(f"the tokenizer's vocabulary has no mask token {tokenizer.mask_token!r}")
         self.model = model
         self.tokenizer = tokenizer
-        default = GPU_BATCH_SIZE if model.device.type == "cuda" else CPU_BATCH_SIZE
-        self.batch_size = _check_count("batch_size", default if batch_size is None else batch_size, least=1)
+        default = default_batch_size(model.device)
+        self.batch_size = check_batch_size(default if batch_size is None else batch_size)
 
     def __call__(self, inputs: str | list[str], *, top_k: int | None = None, targets: str | list[str] | None = None,
                   batch_size: int | None = None):
@@ -94,12 +106,12 @@ class FillMaskPipeline:
         several masks a list of such lists, one per mask. For a list of texts: a list of those, in order,
         except that a list of one text answers like that text alone (as transformers does). ``top_k``: candidates
         per mask, default 5; 0 gives empty lists."""
-        top_k = _check_count("top_k", DEFAULT_TOP_K if top_k is None else top_k, least=0)
-        texts = _texts(inputs)
+        top_k = check_count("top_k", DEFAULT_TOP_K if top_k is None else top_k, least=0)
+        texts = checked(inputs).items
         target_ids = torch.tensor(self.tokenizer.target_ids(targets)) if targets is not None else None
         encodings = self._encode(texts)
         by_length = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        size = _check_count("batch_size", self.batch_size if batch_size is None else batch_size, least=1)
+        size = check_batch_size(self.batch_size if batch_size is None else batch_size)
         results = [None] * len(texts)
         for start in range(0, len(by_length), size):
             batch = by_length[start:start + size]
@@ -119,7 +131,7 @@ class FillMaskPipeline:
             cut = sum(piece.ids.count(mask_id) for piece in encoding.overflowing)
             if kept and not cut:
                 continue
-            which = "the text" if len(texts) == 1 else f"text {i} ({_excerpt(text)})"
+            which = "the text" if len(texts) == 1 else f"text {i} ({excerpt(text)})"
             if cut:
                 raise InputError(f"{which}: {cut} of its {kept + cut} {mask} tokens lie past the first {max_length} "
                                  f"tokens, the most this model reads; move them earlier or shorten the text")
@@ -128,7 +140,7 @@ class FillMaskPipeline:
 
     def _predict(self, encodings, top_k: int, target_ids: torch.Tensor | None) -> list:
         """Results for one batch, in the order of ``encodings``."""
-        input_ids, attention_mask, token_type_ids = _padded(encodings, self.model.config.pad_token_id)
+        input_ids, attention_mask, token_type_ids = padded(encodings, self.model.config.pad_token_id)
         at_masks = input_ids == self.tokenizer.mask_token_id
         logits = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                             logits_at=at_masks).logits                                # [masks, V]
@@ -161,44 +173,3 @@ class FillMaskPipeline:
         token_strs = self.tokenizer.decode([[pick] for pick in picks])
         return [{"score": score, "token": pick, "token_str": token_str, "sequence": sequence}
                 for score, pick, token_str, sequence in zip(scores, picks, token_strs, sequences)]
-
-
-def _padded(encodings, pad_id: int):
-    """Right-padded [B, S] CPU tensors: input ids, attention mask, token type ids."""
-    length = max(len(e.ids) for e in encodings)
-    input_ids = torch.full((len(encodings), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    token_type_ids = torch.zeros_like(input_ids)
-    for row, e in enumerate(encodings):
-        n = len(e.ids)
-        input_ids[row, :n] = torch.tensor(e.ids)
-        attention_mask[row, :n] = 1
-        token_type_ids[row, :n] = torch.tensor(e.type_ids)
-    return input_ids, attention_mask, token_type_ids
-
-
-def _texts(inputs) -> list[str]:
-    """``inputs`` as a list of texts; anything but a text or a sequence of texts is an InputError."""
-    if isinstance(inputs, str):
-        return [inputs]
-    if isinstance(inputs, (bytes, bytearray)) or not hasattr(inputs, "__iter__"):
-        raise InputError(f"fill-mask takes a text (str) or a list of texts, got {type(inputs).__name__}")
-    texts = list(inputs)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputError(f"text {i} is a {type(text).__name__}, not a str")
-    return texts
-
-
-def _check_count(name: str, value, *, least: int) -> int:
-    try:
-        count = operator.index(value)  # ints of any kind (numpy's too), not floats
-    except TypeError:
-        raise InputError(f"{name} must be an integer, got {value!r}") from None
-    if count < least:
-        raise InputError(f"{name} must be at least {least}, got {count}")
-    return count
-
-
-def _excerpt(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")

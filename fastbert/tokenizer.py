@@ -25,17 +25,29 @@ BERT_SPECIAL_TOKENS = dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD
                            mask_token="[MASK]")
 ROBERTA_SPECIAL_TOKENS = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", sep_token="</s>",
                               pad_token="<pad>", cls_token="<s>", mask_token="<mask>")
+# tokenizer_config.json classes of BERT and RoBERTa checkpoints that transformers loads as slow (Python) tokenizers,
+# which have no offsets; every other class it builds on ``tokenizers``, from tokenizer.json or the vocabulary files
+SLOW_TOKENIZER_CLASSES = ("BertTokenizerLegacy", "BertJapaneseTokenizer", "BertweetTokenizer", "PhobertTokenizer")
+# tokenizer_config.json's model_max_length when a checkpoint sets none (transformers' VERY_LARGE_INTEGER)
+NO_MAX_LENGTH = int(1e30)
 
 
 class TextTokenizer:
     """Encodes texts and text pairs for the model and decodes tokens, as transformers' fast tokenizers do."""
 
-    def __init__(self, backend: Tokenizer, special_tokens: dict[str, str], *, clean_up_spaces: bool = False):
+    def __init__(self, backend: Tokenizer, special_tokens: dict[str, str], *, clean_up_spaces: bool = False,
+                 model_max_length: int = NO_MAX_LENGTH, is_fast: bool = True):
+        """``model_max_length``: the tokens transformers truncates to when asked to truncate with no length given.
+        ``is_fast``: False where transformers would load a slow tokenizer, which gives no offsets."""
         self.backend = backend
+        self.model_max_length = model_max_length
+        self.is_fast = is_fast
         self.mask_token = special_tokens.get("mask_token")
         self.mask_token_id = backend.token_to_id(self.mask_token) if self.mask_token is not None else None
         pad_token = special_tokens.get("pad_token")
         self.pad_token_id = backend.token_to_id(pad_token) if pad_token is not None else None
+        unk_token = special_tokens.get("unk_token")
+        self.unk_token_id = backend.token_to_id(unk_token) if unk_token is not None else None
         # transformers skips this clean-up for BPE vocabularies, where it would eat real spaces
         self.clean_up_spaces = clean_up_spaces and not isinstance(backend.model, BPE)
         # a tokenizer.json may pin padding and truncation (MiniLM's, to 128 tokens): batches pad themselves,
@@ -54,7 +66,9 @@ class TextTokenizer:
         else:
             backend = _byte_level_bpe(source, settings, special) if roberta else _wordpiece(source, settings, special)
         names = {name: token.content for name, token in special.items()}
-        return cls(backend, names, clean_up_spaces=settings.get("clean_up_tokenization_spaces", False))
+        return cls(backend, names, clean_up_spaces=settings.get("clean_up_tokenization_spaces", False),
+                   model_max_length=settings.get("model_max_length") or NO_MAX_LENGTH,
+                   is_fast=settings.get("tokenizer_class", "").removesuffix("Fast") not in SLOW_TOKENIZER_CLASSES)
 
     @classmethod
     def from_tokenizer(cls, tokenizer, *, roberta: bool) -> TextTokenizer:
@@ -74,16 +88,21 @@ class TextTokenizer:
         return cls(Tokenizer.from_str(backend.to_str()), names,
                    clean_up_spaces=bool(getattr(tokenizer, "clean_up_tokenization_spaces", False)))
 
-    def encode(self, texts: list[str], max_length: int, pairs: list[str] | None = None) -> list[Encoding]:
+    def encode(self, texts: list[str], max_length: int, pairs: list[str] | None = None, *,
+               stride: int = 0) -> list[Encoding]:
         """Token ids with the special tokens added, of each text or (text, pair); longer inputs are cut to
         ``max_length`` keeping the final special token, a pair's longer side first, as transformers truncates (what
-        was cut lies in each encoding's ``overflowing``)."""
-        self.backend.enable_truncation(max_length)
+        was cut lies in each encoding's ``overflowing``, in pieces that repeat the ``stride`` tokens before them)."""
+        self.backend.enable_truncation(max_length, stride=stride)
         return self.backend.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
 
     def decode(self, sequences: list[list[int]], *, skip_special_tokens: bool = False) -> list[str]:
         texts = self.backend.decode_batch(sequences, skip_special_tokens=skip_special_tokens)
         return [clean_up_tokenization(t) for t in texts] if self.clean_up_spaces else texts
+
+    def tokens_to_string(self, tokens: list[str]) -> str:
+        """Tokens joined into text by the tokenizer's decoder, as transformers' ``convert_tokens_to_string``."""
+        return self.backend.decoder.decode(tokens) if self.backend.decoder is not None else " ".join(tokens)
 
     def target_ids(self, targets: str | list[str]) -> list[int]:
         """Token ids of ``targets``; a word outside the vocabulary stands for its first token, as in transformers."""

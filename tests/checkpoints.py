@@ -54,18 +54,19 @@ BPE_CORPUS = [
 ] * 4
 
 
-def save_bert_with_minilm_tokenizer(directory: Path, **config) -> Path:
-    """A tiny random BertForMaskedLM over MiniLM's real uncased WordPiece vocabulary, with its tokenizer files;
-    ``config`` overrides TINY_BERT's settings."""
-    directory = save_hf_checkpoint(directory, "BertForMaskedLM", dict(TINY_BERT, vocab_size=30522, **config))
+def save_bert_with_minilm_tokenizer(directory: Path, architecture: str = "BertForMaskedLM", **config) -> Path:
+    """A tiny random BERT (BertForMaskedLM, or ``architecture`` with ``config`` over TINY_BERT) over MiniLM's real
+    uncased WordPiece vocabulary, with its tokenizer files."""
+    directory = save_hf_checkpoint(directory, architecture, dict(TINY_BERT, vocab_size=30522, **config))
     for filename in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copyfile(minilm_dir() / filename, directory / filename)
     return directory
 
 
-def save_roberta_with_bpe_tokenizer(directory: Path) -> Path:
-    """A tiny random RobertaForMaskedLM with a byte-level BPE tokenizer trained here, saved the way RoBERTa's is:
-    vocab.json, merges.txt, tokenizer.json, and ``<mask>`` stripping the space before it (as roberta-base does)."""
+def save_roberta_with_bpe_tokenizer(directory: Path, architecture: str = "RobertaForMaskedLM", **config) -> Path:
+    """A tiny random RoBERTa (RobertaForMaskedLM, or ``architecture`` with ``config`` over TINY_ROBERTA) with a
+    byte-level BPE tokenizer trained here, saved the way RoBERTa's is: vocab.json, merges.txt, tokenizer.json, and
+    ``<mask>`` stripping the space before it (as roberta-base does)."""
     import transformers
     from tokenizers import AddedToken, ByteLevelBPETokenizer
 
@@ -80,7 +81,7 @@ def save_roberta_with_bpe_tokenizer(directory: Path) -> Path:
     tokenizer.save_pretrained(directory)
     # what older transformers wrote, and what keeps <mask>'s lstrip when tokenizer.json is absent
     (directory / "special_tokens_map.json").write_text(json.dumps({"mask_token": mask}))
-    save_hf_checkpoint(directory, "RobertaForMaskedLM", dict(TINY_ROBERTA, vocab_size=bpe.get_vocab_size()))
+    save_hf_checkpoint(directory, architecture, dict(TINY_ROBERTA, vocab_size=bpe.get_vocab_size(), **config))
     return directory
 
 

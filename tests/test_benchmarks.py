@@ -39,7 +39,7 @@ def failures(comparison: dict) -> list[str]:
 def test_cpu_run_measures_every_system_of_every_section(cpu_results):
     data = json.loads(main_json(cpu_results).read_text())
     assert {"environment", "timed", "floors", "protocol", "throughput", "mixed", "crossover", "coldstart",
-            "pipeline"} <= data.keys()
+            "pipeline", "tasks"} <= data.keys()
     assert not [k for k, v in data.items() if isinstance(v, dict) and v.get("status") == "failed"]
     comparisons = [data[k] for k in COMPARISONS] + list(data["throughput"]["models"].values()) + \
         data["crossover"]["groups"]
@@ -56,6 +56,9 @@ def test_cpu_run_measures_every_system_of_every_section(cpu_results):
     assert data["mixed"]["points"][0]["results"]["fastbert-packed"]["status"] == "ok"
     assert all(row["packed_speedup"] > 0 for group in data["crossover"]["groups"] for row in group["points"])
     assert all(r["status"] == "ok" for r in data["pipeline"]["systems"].values())
+    assert set(data["tasks"]["tasks"]) == {"text-classification", "token-classification", "feature-extraction"}
+    for task, entry in data["tasks"]["tasks"].items():
+        assert all(r["status"] == "ok" for r in entry["systems"].values()) and entry["agreement"] == 1.0, task
     assert all(data["coldstart"][label]["status"] == "ok" for label in ("empty_triton_cache", "warm_triton_cache"))
 
 
@@ -72,6 +75,7 @@ def test_cpu_run_writes_markdown_and_plots(cpu_results):
     result = main_json(cpu_results)
     markdown = result.with_suffix(".md").read_text()
     assert "## Batch-1 fill-mask latency" in markdown and "| fastbert |" in markdown
+    assert "## Task pipelines" in markdown and "| token-classification |" in markdown
     assert "## attention" in result.with_name(result.stem + "-ops.md").read_text()
     if importlib.util.find_spec("matplotlib") is None:
         pytest.skip("matplotlib is not installed: no plots")

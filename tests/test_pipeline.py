@@ -178,7 +178,7 @@ def test_truncation_keeps_the_nesting_when_every_mask_is_kept(checkpoint, ours):
 
 @pytest.mark.parametrize("inputs", [None, 42, b"a [MASK]", ["a [MASK]", None], [["a [MASK]"]]], ids=repr)
 def test_inputs_that_are_not_texts_are_input_errors(ours, inputs):
-    with pytest.raises(InputError, match="takes a text|is a (NoneType|list), not a str"):
+    with pytest.raises(InputError, match="is (None|int '42'|list .*), not a string|is bytes, not a string"):
         ours(inputs)
 
 
@@ -193,8 +193,8 @@ def test_top_k_none_and_zero_answer_like_transformers(checkpoint, ours, theirs, 
 
 
 def test_bad_arguments_are_package_errors(checkpoint, ours, bert_base_dir, bert_checkpoint):
-    with pytest.raises(InputError, match="supported tasks: fill-mask"):
-        fastbert.pipeline("text-classification", model=checkpoint.path)
+    with pytest.raises(InputError, match="unknown task 'summarization'; supported tasks: fill-mask, "):
+        fastbert.pipeline("summarization", model=checkpoint.path)
     for top_k, message in ((-1, "must be at least 0, got -1"), (2.0, "must be an integer, got 2.0"),
                            ("3", "must be an integer")):
         with pytest.raises(InputError, match=f"top_k {message}"):

@@ -30,19 +30,21 @@ def gemm_widths(rows: int, hidden: int, vocab: int) -> None:
 
 
 def model_calls(directory: Path, batch: int, seq: int) -> None:
-    from fastbert import FastBert
-
     ids = torch.randint(1000, 20000, (batch, seq))
     mask = torch.ones_like(ids)
-    for head in ("masked-lm", "none"):
-        model = FastBert.from_pretrained(directory, device="cuda", head=head)
-        for graphs in (True, False):
-            model.use_cuda_graphs = graphs
-            out = "logits" if head == "masked-lm" else "last_hidden_state"
-            ms = median_ms(lambda: getattr(model(ids, attention_mask=mask), out))
-            print(f"{head} {batch} x {seq} {'graph + copy-out' if graphs else 'eager'}: {ms:.3f} ms")
-        del model
+    for head, output in (("masked-lm", "logits"), ("none", "last_hidden_state")):
+        time_head(directory, head, output, ids, mask)
         torch.cuda.empty_cache()
+
+
+def time_head(directory: Path, head: str, output: str, ids, mask) -> None:
+    from fastbert import FastBert
+
+    model = FastBert.from_pretrained(directory, device="cuda", head=head)
+    for graphs in (True, False):
+        model.use_cuda_graphs = graphs
+        ms = median_ms(lambda: getattr(model(ids, attention_mask=mask), output))
+        print(f"{head} {tuple(ids.shape)} {'graph + copy-out' if graphs else 'eager'}: {ms:.3f} ms")
 
 
 def main() -> None:

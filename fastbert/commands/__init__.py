@@ -1,6 +1,6 @@
 """The task commands, one module each. A module's ``register(commands)`` adds its subparser to the ``fastbert``
 command's, with ``run`` set to the function that carries it out."""
 
-from . import serve
+from . import classify, ner, serve
 
-COMMANDS = (serve,)
+COMMANDS = (classify, ner, serve)

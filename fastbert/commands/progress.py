@@ -1,0 +1,15 @@
+"""A pipeline run over a command's texts, with a progress bar on stderr when there are many."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+PROGRESS_FROM_TEXTS = 256  # fewer run in moments on a GPU: a bar would only flicker
+
+
+def run(pipe, texts: list[str], **options) -> list:
+    """``pipe(texts, **options)``, one result per text; stdout stays for the results."""
+    with tqdm(total=len(texts), unit="text", file=sys.stderr, disable=len(texts) < PROGRESS_FROM_TEXTS) as bar:
+        return pipe(texts, progress=bar.update, **options)
