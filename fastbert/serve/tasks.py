@@ -141,8 +141,7 @@ class NerTask(Task):
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
         ner = pipeline("token-classification", model=model, device=device, dtype=dtype, aggregation_strategy="simple")
-        return cls(ner, model=ner.model, model_id=str(model), tokenizer=ner.tokenizer,
-                   max_input_length=ner.model.config.max_sequence_length)
+        return cls(ner, model=ner.model, model_id=str(model), tokenizer=ner.tokenizer, max_input_length=ner.length)
 
     def call(self, texts):
         return self.api(texts, batch_size=len(texts))

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.checkpoints import save_bert_with_minilm_tokenizer
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MAX_POSITIONS = 128  # the tiny checkpoints read the load test's longest sentences (60 words) whole
+SENTIMENT = {0: "negative", 1: "neutral", 2: "positive"}
+BIO = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
+# each task's tiny checkpoint over MiniLM's uncased WordPiece vocabulary: architecture, and labels where it has some
+ARCHITECTURES = {"fill-mask": ("BertForMaskedLM", None), "classify": ("BertForSequenceClassification", SENTIMENT),
+                 "ner": ("BertForTokenClassification", BIO)}
 # Ray's worker processes import fastbert from this checkout, as the tests do, whatever else is installed
 WORKER_ENV = {"env_vars": {"PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}}
 
@@ -41,6 +49,22 @@ def wrong_replies(report, bodies: list[list[dict]], expected: dict) -> list:
     """The load's 200 replies that are not the in-process answers to their texts."""
     return [r for r in report.replies if r.status == 200 and not same_answer(
         r.body, [expected[text] for text in bodies[r.client][r.request]["inputs"]])]
+
+
+@pytest.fixture(scope="package")
+def checkpoint(tmp_path_factory, minilm_path):
+    """``checkpoint(task)``: the task's tiny checkpoint, built on first use."""
+    built = {}
+
+    def get(task: str) -> Path:
+        if task not in built:
+            architecture, labels = ARCHITECTURES[task]
+            config = dict(id2label=labels, label2id={v: k for k, v in labels.items()}) if labels else {}
+            built[task] = save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp(f"serve_{task}"), architecture,
+                                                          max_position_embeddings=MAX_POSITIONS, **config)
+        return built[task]
+
+    return get
 
 
 @pytest.fixture(scope="package")

@@ -13,17 +13,11 @@ from pathlib import Path
 import pytest
 
 import fastbert
-from tests.checkpoints import save_bert_with_minilm_tokenizer
 from tests.serve.conftest import REPO_ROOT, free_port, same_answer
 
 requests = pytest.importorskip("requests")
 pytest.importorskip("ray.serve")
 aiohttp = pytest.importorskip("aiohttp")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, minilm_path):
-    return save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("serve_command_bert"))
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -66,14 +60,15 @@ def test_serve_answers_refuses_past_its_limit_and_stops_on_sigterm(checkpoint, t
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "RAY_TMPDIR": ray_dir, "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "fastbert.cli", "serve", str(checkpoint), "--task", "fill-mask", "--device", "cpu",
+    model = checkpoint("fill-mask")
+    command = [sys.executable, "-m", "fastbert.cli", "serve", str(model), "--task", "fill-mask", "--device", "cpu",
                "--port", str(port), "--max-concurrent-requests", "1", "--max-batch-wait-ms", "1000"]
     with open(log, "w") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
     try:
         wait_for_health(url, process, log)
         text = "Paris is the [MASK] of France."
-        expected = fastbert.pipeline("fill-mask", model=checkpoint, device="cpu")(text)
+        expected = fastbert.pipeline("fill-mask", model=model, device="cpu")(text)
         assert same_answer(requests.post(url + "/fill-mask", json={"inputs": text}, timeout=60).json(), expected)
         # one request admitted, held up to 1 s for others to join its batch; the rest refused at once
         assert asyncio.run(concurrent_statuses(url + "/fill-mask", {"inputs": text}, 5)) == [200, 429, 429, 429, 429]

@@ -1,5 +1,5 @@
 """The request handling without Ray or HTTP: a Frontend over a batcher and a task in this process, as the throughput
-benchmark runs it. Answers against the in-process pipeline, each bad field's status and message, the metrics text."""
+benchmark runs it. Answers against the in-process APIs, each bad field's status and message, the metrics text."""
 
 import asyncio
 
@@ -11,30 +11,34 @@ from fastbert.serve.frontend import Frontend
 from fastbert.serve.metrics import BatchMetrics, RequestMetrics, merge, render
 from fastbert.serve.settings import ServeSettings
 from fastbert.serve.tasks import load_task
-from tests.checkpoints import save_bert_with_minilm_tokenizer
+from tests.serve.conftest import MAX_POSITIONS, same_answer
 
 SETTINGS = ServeSettings(max_client_batch_size=4, max_batch_wait_ms=0.5).on("cpu")
-TEXTS = ["Paris is the [MASK] of France.", "The capital of Italy is [MASK], and the capital of Spain is [MASK].",
-         "[MASK]"]
+MASKED = ["Paris is the [MASK] of France.", "The capital of Italy is [MASK], and the capital of Spain is [MASK].",
+          "[MASK]"]
+TEXTS = ["Paris is the capital of France.", "John Smith lives in Rome.", "a"]
+TOO_LONG = "word " * (MAX_POSITIONS + 10)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, minilm_path):
-    return save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("serve_fill_mask"))
+def task(checkpoint):
+    """``task(name)``: the task loaded on the CPU, once."""
+    loaded = {}
 
+    def get(name: str):
+        if name not in loaded:
+            loaded[name] = load_task(name, checkpoint(name), device="cpu")
+        return loaded[name]
 
-@pytest.fixture(scope="module")
-def fill_mask_task(checkpoint):
-    return load_task("fill-mask", checkpoint, device="cpu")
+    return get
 
 
 def call(task, route: str, body):
     """``route``'s answer to ``body``, through a batcher as the server runs it."""
     async def main():
         batcher = SETTINGS.batcher(task.run)
-        frontend = Frontend(task.spec(), SETTINGS, batcher.submit)
         try:
-            return await getattr(frontend, route)(body)
+            return await getattr(Frontend(task.spec(), SETTINGS, batcher.submit), route)(body)
         finally:
             batcher.close()
 
@@ -47,11 +51,29 @@ def refusal(task, route: str, body) -> RequestError:
     return refused.value
 
 
-def test_fill_mask_answers_as_the_pipeline(fill_mask_task, checkpoint):
-    fill = fastbert.pipeline("fill-mask", model=checkpoint, device="cpu")
-    assert call(fill_mask_task, "fill_mask", {"inputs": TEXTS, "top_k": 3}) == fill(TEXTS, top_k=3)
-    assert call(fill_mask_task, "fill_mask", {"inputs": TEXTS[0]}) == fill(TEXTS[0])
-    assert call(fill_mask_task, "fill_mask", {"inputs": [TEXTS[0]]}) == [fill(TEXTS[0])]  # a list: one per text
+def test_fill_mask_answers_as_the_pipeline(task, checkpoint):
+    fill = fastbert.pipeline("fill-mask", model=checkpoint("fill-mask"), device="cpu")
+    assert call(task("fill-mask"), "fill_mask", {"inputs": MASKED, "top_k": 3}) == fill(MASKED, top_k=3)
+    assert call(task("fill-mask"), "fill_mask", {"inputs": MASKED[0]}) == fill(MASKED[0])
+    assert call(task("fill-mask"), "fill_mask", {"inputs": [MASKED[0]]}) == [fill(MASKED[0])]  # one per text
+
+
+def test_predict_answers_every_label_as_the_pipeline(task, checkpoint):
+    classify = fastbert.pipeline("text-classification", model=checkpoint("classify"), device="cpu")
+    predict = task("classify")
+    assert same_answer(call(predict, "predict", {"inputs": TEXTS[0]}), classify(TEXTS[0], top_k=None))
+    # text-embeddings-inference's grammar: [text, text_pair] is one pair; a batch is a list of one-text lists and pairs
+    pair = {"text": TEXTS[0], "text_pair": TEXTS[1]}
+    assert same_answer(call(predict, "predict", {"inputs": TEXTS[:2]}), classify(pair, top_k=None))
+    assert same_answer(call(predict, "predict", {"inputs": [[TEXTS[2]], TEXTS[:2]], "raw_scores": True}),
+                       classify([TEXTS[2], pair], top_k=None, function_to_apply="none"))
+
+
+def test_ner_answers_the_simple_entities_of_the_pipeline(task, checkpoint):
+    ner = fastbert.pipeline("token-classification", model=checkpoint("ner"), device="cpu",
+                            aggregation_strategy="simple")
+    assert same_answer(call(task("ner"), "ner", {"inputs": TEXTS}), ner(TEXTS))
+    assert same_answer(call(task("ner"), "ner", {"inputs": TEXTS[1]}), ner(TEXTS[1]))
 
 
 @pytest.mark.parametrize("body, message", [
@@ -66,50 +88,59 @@ def test_fill_mask_answers_as_the_pipeline(fill_mask_task, checkpoint):
     ({"inputs": "no mask here"}, "the input has no mask token: write [MASK] where the word to predict goes"),
     (["a [MASK]"], "the request body must be a JSON object, got a list"),
 ])
-def test_malformed_requests_are_422_naming_the_problem(fill_mask_task, body, message):
-    refused = refusal(fill_mask_task, "fill_mask", body)
+def test_malformed_requests_are_422_naming_the_problem(task, body, message):
+    refused = refusal(task("fill-mask"), "fill_mask", body)
     assert (refused.status, refused.error_type) == (422, "validation")
     assert message in refused.message
 
 
-def test_too_many_inputs_or_too_long_a_text_are_413(fill_mask_task):
-    refused = refusal(fill_mask_task, "fill_mask", {"inputs": ["a [MASK]"] * 5})
+@pytest.mark.parametrize("inputs", [[["a", "b", "c"]], [["a"], "b"], [[]], [1]])
+def test_predict_refuses_what_is_no_text_pair_or_batch(task, inputs):
+    refused = refusal(task("classify"), "predict", {"inputs": inputs})
+    assert refused.status == 422 and "`inputs` must be a string, a pair of strings" in refused.message
+
+
+def test_too_many_inputs_or_too_long_a_text_are_413(task):
+    refused = refusal(task("fill-mask"), "fill_mask", {"inputs": ["a [MASK]"] * 5})
     assert (refused.status, refused.message) == (413, "batch size 5 > maximum allowed batch size 4")
-    long_text = "a [MASK] " + "word " * 60
-    refused = refusal(fill_mask_task, "fill_mask", {"inputs": ["b [MASK]", long_text]})
-    assert refused.status == 413 and "input 1 has 64 tokens, more than the 40 this model reads" in refused.message
+    refused = refusal(task("fill-mask"), "fill_mask", {"inputs": ["b [MASK]", "a [MASK] " + TOO_LONG]})
+    assert refused.status == 413
+    assert f"input 1 has {MAX_POSITIONS + 14} tokens, more than the {MAX_POSITIONS} this model reads" in refused.message
 
 
-def test_truncate_true_runs_a_long_text_cut_as_the_pipeline_cuts_it(fill_mask_task, checkpoint):
-    long_text = "a [MASK] " + "word " * 60
-    expected = fastbert.pipeline("fill-mask", model=checkpoint, device="cpu")(long_text)
-    assert call(fill_mask_task, "fill_mask", {"inputs": long_text, "truncate": True}) == expected
-    refused = refusal(fill_mask_task, "fill_mask", {"inputs": "[MASK] " + "word " * 60 + "[MASK]", "truncate": True})
-    assert refused.status == 422 and "1 of its 2 [MASK] tokens lie past the first 40 tokens" in refused.message
+def test_truncate_true_runs_a_long_text_cut_as_the_pipeline_cuts_it(task, checkpoint):
+    long_text = "a [MASK] " + TOO_LONG
+    expected = fastbert.pipeline("fill-mask", model=checkpoint("fill-mask"), device="cpu")(long_text)
+    assert call(task("fill-mask"), "fill_mask", {"inputs": long_text, "truncate": True}) == expected
+    refused = refusal(task("fill-mask"), "fill_mask", {"inputs": "[MASK] " + TOO_LONG + "[MASK]", "truncate": True})
+    assert refused.status == 422
+    assert f"1 of its 2 [MASK] tokens lie past the first {MAX_POSITIONS} tokens" in refused.message
 
 
-def test_a_route_of_another_task_is_424(fill_mask_task):
-    refused = refusal(fill_mask_task, "embed", {"inputs": "a text"})
+def test_a_route_of_another_task_is_424(task):
+    refused = refusal(task("fill-mask"), "embed", {"inputs": "a text"})
     assert (refused.status, refused.error_type) == (424, "backend")
     assert refused.message == "/embed needs a model served with --task embed; this server runs fill-mask"
 
 
-def test_tokenize_gives_ids_pieces_and_character_offsets(fill_mask_task):
-    tokens = call(fill_mask_task, "tokenize", {"inputs": "Hello world"})
+def test_tokenize_gives_ids_pieces_and_character_offsets(task):
+    tokens = call(task("fill-mask"), "tokenize", {"inputs": "Hello world"})
     assert tokens == [[{"id": 101, "text": "[CLS]", "special": True, "start": None, "stop": None},
                        {"id": 7592, "text": "Hello", "special": False, "start": 0, "stop": 5},
                        {"id": 2088, "text": "world", "special": False, "start": 6, "stop": 11},
                        {"id": 102, "text": "[SEP]", "special": True, "start": None, "stop": None}]]
-    bare = call(fill_mask_task, "tokenize", {"inputs": ["Hello", "world"], "add_special_tokens": False})
+    bare = call(task("fill-mask"), "tokenize", {"inputs": ["Hello", "world"], "add_special_tokens": False})
     assert [[t["id"] for t in text] for text in bare] == [[7592], [2088]]
 
 
-def test_info_names_the_model_and_limits(fill_mask_task, checkpoint):
-    info = Frontend(fill_mask_task.spec(), SETTINGS, None).info()
+def test_info_names_the_model_its_labels_and_the_limits(task, checkpoint):
+    info = Frontend(task("classify").spec(), SETTINGS, None).info()
     assert {k: info[k] for k in ("model_id", "task", "model_dtype", "device", "max_input_length", "max_batch_tokens",
                                  "max_client_batch_size")} == dict(
-        model_id=str(checkpoint), task="fill-mask", model_dtype="float32", device="cpu", max_input_length=40,
-        max_batch_tokens=SETTINGS.max_batch_tokens, max_client_batch_size=4)
+        model_id=str(checkpoint("classify")), task="classify", model_dtype="float32", device="cpu",
+        max_input_length=MAX_POSITIONS, max_batch_tokens=SETTINGS.max_batch_tokens, max_client_batch_size=4)
+    assert info["model_type"] == {"classifier": {"id2label": {0: "negative", 1: "neutral", 2: "positive"},
+                                                 "label2id": {"negative": 0, "neutral": 1, "positive": 2}}}
 
 
 def test_metrics_of_several_processes_add_up_in_prometheus_text():

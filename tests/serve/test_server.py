@@ -8,8 +8,7 @@ import pytest
 
 import fastbert
 from benchmarks.serve_load import mixed_bodies, run_load
-from tests.checkpoints import save_bert_with_minilm_tokenizer
-from tests.serve.conftest import answers_by_text, same_answer, wrong_replies
+from tests.serve.conftest import MAX_POSITIONS, answers_by_text, same_answer, wrong_replies
 
 requests = pytest.importorskip("requests")
 ray = pytest.importorskip("ray")
@@ -21,23 +20,18 @@ MAX_CLIENT_BATCH_SIZE = 8
 MAX_BATCH_TOKENS = 1024
 MASKED = ["Paris is the [MASK] of France.", "The capital of Italy is [MASK], and the capital of Spain is [MASK].",
           "[MASK]"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, minilm_path):
-    # positions for the load test's longest sentences (60 words)
-    return save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("serve_bert"), max_position_embeddings=128)
+TOO_LONG = "word " * (MAX_POSITIONS + 10)
 
 
 @pytest.fixture(scope="module")
 def fill(checkpoint):
-    return fastbert.pipeline("fill-mask", model=checkpoint, device="cpu")
+    return fastbert.pipeline("fill-mask", model=checkpoint("fill-mask"), device="cpu")
 
 
 @pytest.fixture(scope="module")
 def url(cluster_url, checkpoint):
     # as a Serve config file's args, or `serve run fastbert.serve.app:build key=value ...`, give them
-    args = {"model": str(checkpoint), "task": "fill-mask", "device": "cpu", "replicas": "2",
+    args = {"model": str(checkpoint("fill-mask")), "task": "fill-mask", "device": "cpu", "replicas": "2",
             "max_batch_tokens": str(MAX_BATCH_TOKENS), "max_client_batch_size": str(MAX_CLIENT_BATCH_SIZE)}
     serve.run(build(args), name=APP_NAME, route_prefix="/")
     yield cluster_url
@@ -63,15 +57,15 @@ def test_tokenize_health_and_info(url, checkpoint):
     assert health.status_code == 200 and health.content == b""
     info = requests.get(url + "/info", timeout=30).json()
     assert (info["model_id"], info["task"], info["model_dtype"], info["max_input_length"], info["max_batch_tokens"],
-            info["max_client_batch_size"]) == (str(checkpoint), "fill-mask", "float32", 128, MAX_BATCH_TOKENS,
-                                               MAX_CLIENT_BATCH_SIZE)
+            info["max_client_batch_size"]) == (str(checkpoint("fill-mask")), "fill-mask", "float32", MAX_POSITIONS,
+                                               MAX_BATCH_TOKENS, MAX_CLIENT_BATCH_SIZE)
 
 
 @pytest.mark.parametrize("route, body, raw, status, error_type", [
     ("/fill-mask", None, "{not json", 400, "validation"),
     ("/fill-mask", None, "", 400, "validation"),
     ("/fill-mask", {"inputs": ["a [MASK]"] * (MAX_CLIENT_BATCH_SIZE + 1)}, None, 413, "validation"),
-    ("/fill-mask", {"inputs": "a [MASK] " + "word " * 200}, None, 413, "validation"),
+    ("/fill-mask", {"inputs": "a [MASK] " + TOO_LONG}, None, 413, "validation"),
     ("/fill-mask", {"inputs": []}, None, 422, "validation"),
     ("/fill-mask", {"inputs": 7}, None, 422, "validation"),
     ("/fill-mask", {"top_k": 2}, None, 422, "validation"),
