@@ -2,7 +2,7 @@
 
 Each batch has one row at the full length (so padding to the longest keeps that length) and the others spread
 evenly around the length that gives the wanted fill. The crossover is the largest fill at which packed still wins;
-auto mode (``fastbert.packing.PACK_WHEN_FILLED_BELOW``) packs below a threshold chosen from it.
+auto mode packs below a threshold chosen from it (``pack_when_filled_below`` in ``fastbert.tuning``).
 """
 
 from __future__ import annotations

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 SECTION_TITLES = {"protocol": "Batch-1 fill-mask latency", "throughput": "Throughput", "mixed": "Mixed-length batch",
                   "crossover": "Padded or packed",
                   "coldstart": "Cold start", "pipeline": "Pipeline", "tasks": "Task pipelines", "ops": "Kernels"}
 BRIEF_ERROR_CHARS = 240
+METHOD_LINE = ("How each section is measured: benchmarks/README.md. Which code each section of a committed result "
+               "measured, and how much runs of the same code moved: benchmarks/NOTES.md, \"Run history\".")
 
 
 def number(x, digits: int = 3) -> str:
@@ -225,12 +229,15 @@ def render(data: dict, *, brief: bool = False, images: dict[str, str] | None = N
     ``images``: section -> image path to show under it."""
     images = images or {}
     parts = [f"# fastbert benchmarks: {data['environment'].get('gpu')}, {data['environment'].get('date')}",
-             environment_line(data["environment"])]
+             environment_line(data["environment"]), METHOD_LINE]
     if "timed" in data:
         parts.append(f"**Timed:** {data['timed']}")
     if "floors" in data:
         floors = data["floors"]
         parts.append(f"Floors failed: {floors['error']}" if floors.get("status") == "failed" else floors_line(floors))
+    brief_summary = summary(data)
+    if brief_summary:
+        parts += ["## Summary", *brief_summary]
     for key, renderer in RENDERERS.items():
         if key not in data:
             continue
@@ -247,17 +254,82 @@ def render(data: dict, *, brief: bool = False, images: dict[str, str] | None = N
     return "\n\n".join(parts) + "\n"
 
 
+def measured(data: dict, key: str) -> dict | None:
+    section = data.get(key)
+    return section if section and section.get("status") != "failed" else None
+
+
+def timed_column(header: str, results: dict, reference: str, key: str) -> tuple[str, str, Callable]:
+    """A summary column of one shape: fastbert's ``key`` time, and each peer's over it."""
+    def time(system):
+        result = results.get(system, {})
+        return result[key] if result.get("status") == "ok" else None
+
+    def ratio(peer):
+        ours, theirs = time(reference), time(peer)
+        return "–" if ours is None or theirs is None else f"{number(theirs / ours)}x"
+    return header, "–" if time(reference) is None else f"{number(time(reference))} ms", ratio
+
+
+def summary_columns(data: dict) -> list[tuple[str, str, Callable]]:
+    """(header, fastbert's cell, peer -> cell) of the summary: batch 1 (P90) at the shortest, 128 and longest
+    protocol lengths and the mean speedup over all; batch 32 (P50 per batch) at each shape of the protocol's model,
+    and the mixed-length batch, packed by fastbert."""
+    columns = []
+    protocol = measured(data, "protocol")
+    if protocol:
+        by_seq = {row["seq"]: row["results"] for row in protocol["points"]}
+        seqs = sorted(by_seq)
+        for seq in sorted({seqs[0], *(s for s in (128,) if s in by_seq), seqs[-1]}):
+            columns.append(timed_column(f"batch 1, seq {seq}", by_seq[seq], protocol["reference"], "p90_ms"))
+        means = {peer: speedup["mean"] for peer, speedup in protocol["speedup_p90"].items()}
+        columns.append((f"batch 1, mean of seq {seqs[0]}-{seqs[-1]}", "",
+                        lambda peer: "–" if means.get(peer) is None else f"{number(means[peer])}x"))
+    throughput = measured(data, "throughput")
+    if throughput:
+        models = throughput["models"]
+        model = protocol["model"] if protocol and protocol["model"] in models else next(iter(models))
+        named = "" if protocol and model == protocol["model"] else f"{model} "
+        for row in models[model]["points"]:
+            columns.append(timed_column(f"{named}batch {throughput['batch']}, seq {row['seq']}", row["results"],
+                                        models[model]["reference"], "p50_ms"))
+    mixed = measured(data, "mixed")
+    if mixed:
+        lengths = mixed["lengths"]
+        columns.append(timed_column(f"batch {len(lengths)}, mixed {min(lengths)}-{max(lengths)}",
+                                    mixed["points"][0]["results"], "fastbert-packed", "p50_ms"))
+    return columns
+
+
+def summary(data: dict) -> list[str]:
+    """One table: fastbert's time per call at each shape, and each peer's time as a multiple of it."""
+    columns = summary_columns(data)
+    if not columns:
+        return []
+    peers = list(dict.fromkeys(name for key in ("protocol", "throughput", "mixed")
+                               for name in peer_names(data.get(key, {}))))
+    rows = [["fastbert", *(ours for _, ours, _ in columns)]]
+    rows += [[peer, *(theirs(peer) for _, _, theirs in columns)] for peer in peers]
+    protocol = data.get("protocol", {})
+    what = f"{protocol['model']} fill-mask, {protocol['dtype']}" if "model" in protocol else "fill-mask"
+    return [f"{what}: fastbert's time per call, and each peer's time as a multiple of it (higher: fastbert is "
+            "faster). Batch 1: P90; batch 32: P50 per batch, one [MASK] per text; the mixed batch: fastbert packed, "
+            "the peers padded.",
+            table(["", *(header for header, _, _ in columns)], rows)]
+
+
+def peer_names(section: dict) -> list[str]:
+    """The peers of a comparison section (of its first model, for throughput): systems other than fastbert's."""
+    systems = section.get("systems") or next(iter(section.get("models", {}).values()), {}).get("systems", {})
+    return [name for name in systems if not name.startswith("fastbert")]
+
+
 def readme_block(data: dict, images: dict[str, str], report_link: str) -> str:
-    """The README's numbers: environment, the batch-1 tables, throughput, plots, and a link to the full report."""
-    parts = [environment_line(data["environment"])]
-    if "protocol" in data and data["protocol"].get("status") != "failed":
-        parts += protocol_tables(data["protocol"], brief=True)
-    if "throughput" in data and data["throughput"].get("status") != "failed":
-        parts += throughput_tables(data["throughput"], brief=True)
-    if "mixed" in data and data["mixed"].get("status") != "failed":
-        parts += mixed_tables(data["mixed"], brief=True)
-    parts += [f"![{SECTION_TITLES[key]}]({path})" for key, path in images.items()]
-    parts.append(f"Every section, with compile times, correctness checks and what was skipped: "
+    """The README's numbers: the environment, the summary table, the batch-1 plot, a link to the full report."""
+    parts = [environment_line(data["environment"]), *summary(data)]
+    if "protocol" in images:
+        parts.append(f"![{SECTION_TITLES['protocol']}]({images['protocol']})")
+    parts.append(f"Every table, with compile times, correctness checks and what was skipped: "
                  f"[{report_link}]({report_link}).")
     return "\n\n".join(parts)
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
-from . import heads, packing
+from . import heads, tuning
 from .config import BertConfig
 from .devices import resolve_device
 from .errors import CheckpointError, InputError
@@ -122,10 +122,6 @@ class EncoderLayer(nn.Module):
         return ops.linear(hidden, self.ffn_down.weight, self.ffn_down.bias, residual=x, norm=norm_args(self.ffn_norm))
 
 
-# tokens of a call from which the last layer runs at the heads' rows only, when no head reads every token: below,
-# that path's extra launches (the residual gather; up to 64 tokens, the output projection outside the attention
-# kernel) cost more than the rows it skips save (benchmarks/NOTES.md)
-PRUNE_FROM_TOKENS = 128
 
 
 class FastBert(nn.Module):
@@ -207,7 +203,8 @@ class FastBert(nn.Module):
         # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
         positions = math.prod(input_ids.shape)
         may_pack = return_packed or self.packed is True or (
-            self.packed is None and attention_mask is not None and positions >= packing.PACK_FROM_POSITIONS)
+            self.packed is None and attention_mask is not None
+            and positions >= tuning.settings(self.device).pack_from_positions)
         if may_pack:  # packing is host work: device inputs come back for it
             ids, mask, types, at = (as_array(t) if t is not None else None
                                     for t in (input_ids, attention_mask, token_type_ids, logits_at))
@@ -254,7 +251,7 @@ class FastBert(nn.Module):
         obstacle = packing_obstacle(attention_mask, logits_at, reads_first=reads_first)
         if forced and obstacle:
             raise InputError(f"this batch cannot run packed: {obstacle}")
-        return forced or (obstacle is None and pays_to_pack(attention_mask))
+        return forced or (obstacle is None and pays_to_pack(attention_mask, tuning.settings(self.device)))
 
     def _forward_packed(self, input_ids, attention_mask, token_type_ids, logits_at, *, graphs, return_packed):
         batch = PackedBatch.from_padded(input_ids, attention_mask, token_type_ids, logits_at,
@@ -311,12 +308,12 @@ class FastBert(nn.Module):
 
     def encode_and_heads(self, x, attend, attend_rows, layout: TokenLayout, logits_index) -> dict[str, torch.Tensor]:
         """The named outputs from embeddings ``x`` ([B, S, H] padded or [T, H] packed, as ``layout`` says), with the
-        heads' rows, ``logits_index`` (flat token rows) among them, in the last layer. From PRUNE_FROM_TOKENS tokens,
-        when no head reads every token, the last layer runs at those rows alone: a layer's other rows feed nothing
-        but their own outputs."""
+        heads' rows, ``logits_index`` (flat token rows) among them, in the last layer. From the tuning's
+        ``prune_from_tokens``, when no head reads every token, the last layer runs at those rows alone: a layer's other
+        rows feed nothing but their own outputs."""
         reads = {Rows.TOKENS if rows is Rows.SELECTED and logits_index is None else rows
                  for rows in [self.hidden_rows(), *(r for head in self.attached_heads() for r in head.reads)] if rows}
-        prune = Rows.TOKENS not in reads and x.numel() // x.shape[-1] >= PRUNE_FROM_TOKENS
+        prune = Rows.TOKENS not in reads and x.numel() // x.shape[-1] >= tuning.settings(x.device).prune_from_tokens
         x = self.encode(x, attend, self.layers[:-1] if prune else None)
         index = {rows: logits_index if rows is Rows.SELECTED else layout.rows(rows)
                  for rows in reads if rows is not Rows.TOKENS}

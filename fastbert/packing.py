@@ -18,13 +18,7 @@ import numpy as np
 import torch
 
 from .heads import Rows
-
-# Auto mode packs a batch of at least PACK_FROM_POSITIONS padded positions whose tokens fill at most
-# PACK_WHEN_FILLED_BELOW of them. From the crossover benchmark (bert-base fp16, H200, P50): packed won at every
-# fill up to 0.6 at 4 x 512, 32 x 128 and 32 x 512 (by 1.11x, 1.14x and 1.61x there), and up to 0.9-1.0 at batch
-# 32; at 4 x 128 it lost at fill 0.4 and won by under 10% above, so small batches stay padded.
-PACK_WHEN_FILLED_BELOW = 0.6
-PACK_FROM_POSITIONS = 2048
+from .tuning import Tuning
 
 
 def token_bucket(tokens: int) -> int:
@@ -43,10 +37,11 @@ def packing_obstacle(attention_mask: np.ndarray, logits_at: np.ndarray | None, r
     return None
 
 
-def pays_to_pack(attention_mask: np.ndarray) -> bool:
+def pays_to_pack(attention_mask: np.ndarray, tuned: Tuning) -> bool:
     """The automatic choice: pack a large batch that is largely padding."""
     positions = attention_mask.size
-    return positions >= PACK_FROM_POSITIONS and np.count_nonzero(attention_mask) <= PACK_WHEN_FILLED_BELOW * positions
+    return (positions >= tuned.pack_from_positions
+            and np.count_nonzero(attention_mask) <= tuned.pack_when_filled_below * positions)
 
 
 @dataclass

@@ -74,7 +74,7 @@ def test_cpu_run_benchmarks_every_kernel(cpu_results):
 def test_cpu_run_writes_markdown_and_plots(cpu_results):
     result = main_json(cpu_results)
     markdown = result.with_suffix(".md").read_text()
-    assert "## Batch-1 fill-mask latency" in markdown and "| fastbert |" in markdown
+    assert "## Summary" in markdown and "## Batch-1 fill-mask latency" in markdown and "| fastbert |" in markdown
     assert "## Task pipelines" in markdown and "| token-classification |" in markdown
     assert "## attention" in result.with_name(result.stem + "-ops.md").read_text()
     if importlib.util.find_spec("matplotlib") is None:
@@ -101,7 +101,10 @@ def test_report_rewrites_the_readme_only_between_the_markers(cpu_results, tmp_pa
     report.main(["--results", str(cpu_results), "--readme", str(readme)])
     text = readme.read_text()
     assert text.startswith(head) and text.endswith(tail) and "old numbers" not in text
-    assert "| fastbert |" in text
+    block = text[len(head):-len(tail)]
+    assert "| fastbert |" in block
+    assert [line.startswith("|---") for line in block.splitlines()].count(True) == 1, "one table"
+    assert block.count("![") == 1, "one plot"
     linked = [part.split(")")[0] for part in text.split("](")[1:]]
     assert linked and all((tmp_path / link).is_file() for link in linked), linked
 

@@ -72,7 +72,8 @@ def test_classifiers_match_transformers(family, classifiers, task, backend, pack
 
 
 @pytest.mark.parametrize("packed", [False, True])
-def test_sequence_classifier_runs_its_last_layer_at_first_tokens_only(monkeypatch, classifiers, family, packed):
+def test_sequence_classifier_runs_its_last_layer_at_first_tokens_only(monkeypatch, retune, classifiers, family,
+                                                                      packed):
     path, architecture, config = classifiers["sequence-classification"]
     _, _, pad = FAMILIES[family]
     ids, mask, types = random_batch(config, [9, 40, 2], pad_id=pad, with_types=config["type_vocab_size"] > 1)
@@ -80,7 +81,7 @@ def test_sequence_classifier_runs_its_last_layer_at_first_tokens_only(monkeypatc
     at_rows = model_module.EncoderLayer.at_rows
     monkeypatch.setattr(model_module.EncoderLayer, "at_rows",
                         lambda self, x, rows, *args: rows_seen.append(len(rows)) or at_rows(self, x, rows, *args))
-    monkeypatch.setattr(model_module, "PRUNE_FROM_TOKENS", 1)
+    retune(prune_from_tokens=1)
     model = FastBert.from_pretrained(path, device=DEVICE, dtype=torch.float32)
     model.packed = packed
     model.use_cuda_graphs = False  # a graph would run its bucket's 4 rows, twice (warm-up, capture)

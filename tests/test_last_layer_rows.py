@@ -20,7 +20,7 @@ def pretraining_dir(tmp_path_factory):
 @pytest.mark.parametrize("packed", [False, True])
 @pytest.mark.parametrize("checkpoint", ["bert_mlm_dir", "pretraining_dir"])
 @pytest.mark.parametrize("prune_from", [1, 10**9])
-def test_selected_rows_get_the_outputs_of_the_whole_model(request, monkeypatch, backend, packed, checkpoint,
+def test_selected_rows_get_the_outputs_of_the_whole_model(request, monkeypatch, retune, backend, packed, checkpoint,
                                                           prune_from):
     model = load(request.getfixturevalue(checkpoint), backend)
     model.packed = packed
@@ -33,7 +33,7 @@ def test_selected_rows_get_the_outputs_of_the_whole_model(request, monkeypatch, 
     at_rows = model_module.EncoderLayer.at_rows
     monkeypatch.setattr(model_module.EncoderLayer, "at_rows",
                         lambda *args: last_layer_at_rows.append(1) or at_rows(*args))
-    monkeypatch.setattr(model_module, "PRUNE_FROM_TOKENS", prune_from)
+    retune(prune_from_tokens=prune_from)
     selected = run(model, ids, attention_mask=mask, token_type_ids=types, logits_at=at)
 
     assert bool(last_layer_at_rows) == (prune_from == 1)

@@ -7,7 +7,7 @@ from fastbert import FastBert
 from fastbert.ops import attention_output as attention_output_module
 from fastbert.ops import linear as linear_module
 from tests.checkpoints import TINY_BERT, TINY_ROBERTA, hf_model, save_hf_checkpoint
-from tests.conftest import DEVICE
+from tests.conftest import DEVICE, TUNED
 from tests.test_model import assert_close_on_valid, random_batch
 
 TRITON_VS_TORCH_ATOL = 2e-3  # fp32 on both sides; the kernels only reorder sums
@@ -31,7 +31,7 @@ def test_triton_matches_torch_backend_fp32(request, fixture, config, pad, length
 def test_few_token_paths_match_torch_backend(tmp_path, monkeypatch, lengths):
     """An FFN wide enough for split-K FFN-down; 2 x 5 tokens also take attention with its output projection,
     3 x 40 only split-K. The model's answer is the torch backend's either way."""
-    config = dict(TINY_BERT, intermediate_size=linear_module.SPLIT_K_FROM, num_hidden_layers=1)
+    config = dict(TINY_BERT, intermediate_size=TUNED.split_k_from, num_hidden_layers=1)
     path = save_hf_checkpoint(tmp_path, "BertForMaskedLM", config)
     calls = []
     split_k, projected = linear_module.split_k_linear, attention_output_module.projected_attention
@@ -44,7 +44,7 @@ def test_few_token_paths_match_torch_backend(tmp_path, monkeypatch, lengths):
     model = FastBert.from_pretrained(path, device=DEVICE, dtype=torch.float32, backend="triton")
     model.use_cuda_graphs = False
     out = model(ids, attention_mask=mask, token_type_ids=types)
-    assert calls == (["projected attention"] if ids.numel() <= attention_output_module.FEW_TOKENS else []) + ["split-K"]
+    assert calls == (["projected attention"] if ids.numel() <= TUNED.projected_attention_tokens else []) + ["split-K"]
     assert_close_on_valid(out.logits.cpu(), reference.logits, mask, TRITON_VS_TORCH_ATOL)
     assert_close_on_valid(out.last_hidden_state.cpu(), reference.last_hidden_state, mask, TRITON_VS_TORCH_ATOL)
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from fastbert import FastBert, InputError, packing
+from fastbert import FastBert, InputError
 from fastbert.ops.embeddings import position_ids_reference
-from fastbert.packing import PACK_FROM_POSITIONS, PACK_WHEN_FILLED_BELOW, PackedBatch, pays_to_pack, token_bucket
+from fastbert.packing import PackedBatch, pays_to_pack, token_bucket
 from tests.checkpoints import TINY_BERT, TINY_ROBERTA
-from tests.conftest import DEVICE
+from tests.conftest import DEVICE, TUNED
 from tests.test_model import random_batch
 
 ATOL = 2e-4  # fp32: the two paths differ only in the order of reductions
@@ -66,10 +66,11 @@ def test_auto_mode_packs_large_batches_that_are_largely_padding():
         m = np.zeros((batch, seq_len), dtype=np.int32)
         m.reshape(-1)[: round(fill * m.size)] = 1
         return m
-    assert pays_to_pack(mask(32, 128, 0.5)) and pays_to_pack(mask(4, 512, PACK_WHEN_FILLED_BELOW - 0.01))
-    assert not pays_to_pack(mask(32, 128, PACK_WHEN_FILLED_BELOW + 0.01))
-    assert not pays_to_pack(mask(4, 128, 0.2))  # too small: packing costs more host time than the padding
-    assert pays_to_pack(mask(1, PACK_FROM_POSITIONS, 0.1))  # one long row, mostly padding
+    fill = TUNED.pack_when_filled_below
+    assert pays_to_pack(mask(32, 128, 0.5), TUNED) and pays_to_pack(mask(4, 512, fill - 0.01), TUNED)
+    assert not pays_to_pack(mask(32, 128, fill + 0.01), TUNED)
+    assert not pays_to_pack(mask(4, 128, 0.2), TUNED)  # too small: packing costs more host time than the padding
+    assert pays_to_pack(mask(1, TUNED.pack_from_positions, 0.1), TUNED)  # one long row, mostly padding
 
 
 @pytest.fixture(params=["torch", "triton"])
@@ -146,8 +147,8 @@ def test_forced_packing_refuses_batches_it_would_answer_differently(bert_mlm_dir
         pooled(ids, attention_mask=left_mask, return_packed=True)
 
 
-def test_auto_mode_chooses_by_padding(bert_mlm_dir, monkeypatch):
-    monkeypatch.setattr(packing, "PACK_FROM_POSITIONS", 64)  # the tiny model's batches are small
+def test_auto_mode_chooses_by_padding(bert_mlm_dir, retune):
+    retune(pack_from_positions=64)  # the tiny model's batches are small
     model = load(bert_mlm_dir)
     assert model.packed is None
     ids, mask, _ = random_batch(TINY_BERT, [2, 40, 3], pad_id=0, with_types=False)

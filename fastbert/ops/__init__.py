@@ -15,7 +15,6 @@ class Backend:
     name: str
     embeddings: Callable
     linear: Callable
-    attention: Callable
     attention_packed: Callable
     attention_rows: Callable
     attention_packed_rows: Callable
@@ -26,11 +25,11 @@ class Backend:
 
 
 BACKENDS = {
-    "torch": Backend("torch", embeddings.embeddings_reference, linear.linear_reference, attention.attention_reference,
+    "torch": Backend("torch", embeddings.embeddings_reference, linear.linear_reference,
                      attention.attention_packed_reference, attention.attention_rows_reference,
                      attention.attention_packed_rows_reference, attention_output.attention_output_reference,
                      softmax.softmax_reference, pooling.pool_packed_reference, pooling.pool_padded),
-    "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention, attention.attention_packed,
+    "triton": Backend("triton", embeddings.embeddings, linear.linear, attention.attention_packed,
                       attention.attention_rows, attention.attention_packed_rows,
                       attention_output.attention_output, softmax.softmax, pooling.pool_packed,
                       pooling.pool_padded),

@@ -207,8 +207,9 @@ def _rows_attention_kernel(
 
 def _graph_bench(fn, quantiles):
     """Tuning times a config in a CUDA graph, as the model runs it: triton's default (an L2 flush before each
-    run, launches timed one by one) picked tiles up to 12% slower than the best in a graph on the H200.
-    Picks are not cached on disk: one made while other processes shared the GPU would outlive them.
+    run, launches timed one by one) picks tiles that are slower in a graph (benchmarks/NOTES.md, "Attention:
+    whole blocks of valid keys untested"). Picks are not cached on disk: one made while other processes shared
+    the GPU would outlive them.
     The timed runs go to a stream of their own, unordered with the caller's: the caller's queued work must be
     done first, or they would write their output into memory that work has freed but not yet read."""
     torch.cuda.current_stream().synchronize()

@@ -1,13 +1,13 @@
 """The attention sublayer after the QKV projection: LayerNorm(attention(qkv) @ W^T + b + residual).
 
-Past FEW_TOKENS tokens it runs as the attention kernel, then the output projection on cuBLAS with the fused
-bias + residual + LayerNorm kernel (``linear``). At up to FEW_TOKENS tokens a batch is bound by its dependent
-kernels rather than by work, and the projection moves into the attention kernel: program (query tile, sequence
-x head, chunk of output columns) computes its head's context and multiplies it by the head's slice of W for its
-chunk; each head's partial product is stored in fp32 and the LayerNorm kernel adds them up in a fixed order. The
-projection's GEMM launch is gone, and its weights are read by many programs at once. Each chunk's program
-repeats its head's attention, which is why this pays at few tokens only (H200, bert-base, fp16, batch 1: twelve
-layers 349 -> 326 µs at seq 8, 376 -> 372 µs at seq 64, slower from seq 128).
+Past ``projected_attention_tokens`` tokens (``fastbert.tuning``) it runs as the attention kernel, then the output
+projection on cuBLAS with the fused bias + residual + LayerNorm kernel (``linear``). Below, a call is bound by its
+chain of dependent kernels rather than by work, and the projection moves into the attention kernel: program (query
+tile, sequence x head, chunk of output columns) computes its head's context and multiplies it by the head's slice
+of W for its chunk; each head's partial product is stored in fp32 and the LayerNorm kernel adds them up in a fixed
+order. The projection's GEMM launch is gone, and its weights are read by many programs at once. Each chunk's
+program repeats its head's attention, which is why this pays at few tokens only (benchmarks/NOTES.md, "Few-token
+layers").
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import triton
 import triton.language as tl
 
 from ..errors import InputError
+from ..tuning import settings
 from .attention import QUERY_TILE, attention, attention_reference, check_padded, context_rows, softmax_scale_log2
 from .common import block_size, check_device, check_shape, dot_precision
 from .dependent_launch import launch_options, wait_for_producer
 from .layer_norm import layer_norm
 from .linear import linear, linear_reference
-
-FEW_TOKENS = 64  # batch x sequence up to which the projection runs inside the attention kernel
 
 
 @triton.jit
@@ -84,7 +83,7 @@ def projected_attention_reference(qkv, key_mask, num_heads, weight):
 
 def attention_output(qkv, key_mask, num_heads, weight, bias, residual, norm):
     """LayerNorm(attention(qkv, key_mask) @ weight^T + bias + residual), ``norm`` = (weight, bias, eps)."""
-    if qkv.shape[0] * qkv.shape[1] > FEW_TOKENS:
+    if qkv.shape[0] * qkv.shape[1] > settings(qkv.device).projected_attention_tokens:
         return linear(attention(qkv, key_mask, num_heads), weight, bias, residual=residual, norm=norm)
     parts = projected_attention(qkv, key_mask, num_heads, weight)
     return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=qkv.dtype)

@@ -22,8 +22,8 @@ def interpreting() -> bool:
 @contextlib.contextmanager
 def collection_paused():
     """Around a CUDA-graph capture. torch no longer collects garbage before a capture, so a collection may fall
-    inside one and release other objects' CUDA resources through calls a capture forbids: GPU test runs had
-    processes abort in collections inside the attention tuner's captures."""
+    inside one and release other objects' CUDA resources through calls a capture forbids, which aborts the
+    process."""
     enabled = gc.isenabled()
     gc.disable()
     try:

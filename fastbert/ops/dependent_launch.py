@@ -1,4 +1,4 @@
-"""Programmatic dependent launch (Hopper and newer) for the kernels of few-token batches.
+"""Programmatic dependent launch (compute capability 9.0 and newer) for the kernels of few-token calls.
 
 At batch 1 a forward pass is a chain of small dependent kernels, each costing its ramp-up and drain more than its
 work. A kernel launched as a dependent starts while its predecessor still runs: it may fetch what does not depend
@@ -8,37 +8,39 @@ kernel runs ahead of the chain. Correctness never rests on the early start: ever
 constexpr waits before its first dependent access, and a launch without the attribute waits for its predecessor
 as usual.
 
-Only batches of up to DEPENDENT_ROWS tokens launch so: past that it lost (H200, bert-base, fp16: batch 32 x 128
-went 1543 -> 1587 µs per forward, where batch 1 gained 41 µs at seq 8 and 12 at seq 128). The likely cause, not
-profiled: there the kernels sit between cuBLAS GEMMs, and if those let dependents start early, thousands of waiting
-programs hold SM slots the GEMM wants.
+``fastbert.tuning`` says up to how many tokens a call launches so. Larger calls sit between cuBLAS GEMMs, which
+cannot launch as dependents, and there it lost (benchmarks/NOTES.md, "Dependent launch at few tokens").
+``FASTBERT_DEPENDENT_LAUNCH=0`` in the environment turns it off everywhere.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
 import torch
 import triton
 import triton.language as tl
 
+from .. import tuning
 from .common import interpreting
 
 ENABLED = os.environ.get("FASTBERT_DEPENDENT_LAUNCH", "1") != "0"
-DEPENDENT_ROWS = 128
 
 
-@functools.cache
-def _hopper_or_newer(device_index: int) -> bool:
-    return torch.cuda.get_device_capability(device_index)[0] >= 9
+def supported(device: torch.device) -> bool:
+    """Whether kernels on ``device`` can launch as dependents: a CUDA GPU of compute capability 9.0 or newer."""
+    if interpreting() or torch.version.hip is not None:
+        return False
+    capability = tuning.capability(device)
+    return capability is not None and capability >= (9, 0)
 
 
 def launch_options(device: torch.device, rows: int) -> dict:
     """Keyword arguments for launching a kernel that takes the DEPENDENT constexpr over ``rows`` tokens: as a
-    dependent on CUDA devices of compute capability 9.0 and newer, unless ``FASTBERT_DEPENDENT_LAUNCH=0``."""
-    dependent = (ENABLED and rows <= DEPENDENT_ROWS and device.type == "cuda" and not interpreting()
-                 and _hopper_or_newer(device.index if device.index is not None else torch.cuda.current_device()))
+    dependent where the device's tuning asks for it and the device supports it, unless
+    ``FASTBERT_DEPENDENT_LAUNCH=0``."""
+    tuned = tuning.settings(device)
+    dependent = ENABLED and tuned.dependent_launch and rows <= tuned.dependent_launch_tokens and supported(device)
     return dict(DEPENDENT=True, launch_pdl=True) if dependent else dict(DEPENDENT=False)
 
 

@@ -49,13 +49,16 @@ def _layer_norm_kernel(
     tl.store(out_ptr + row * stride_out + cols, y.to(out_ptr.dtype.element_ty), mask=valid)
 
 
+TWO_WARPS_FROM_ROWS = 2048
+
+
 def _warps(block: int, rows: int, parts: int) -> int:
-    """One warp per 256 columns; past a few thousand rows two warps per row keep more rows in flight
-    (H200, hidden 768: 5.5 against 6.1 µs at 4096 rows, 20.3 against 21.6 µs at 16384). Partial sums come from
-    few rows and take one warp per 128 columns (12 parts of 8 rows: 2.6 against 3.6 µs)."""
+    """One warp per 256 columns; from TWO_WARPS_FROM_ROWS rows, two warps per row keep more rows in flight. Partial
+    sums come from few rows and take one warp per 128 columns, as their loads are several per column.
+    Measurements: benchmarks/NOTES.md, "Batch 32: where the time goes" and "Few-token layers"."""
     if parts > 1:
         return row_warps(block, per_warp=128, most=16)
-    return 2 if rows >= 2048 else row_warps(block)
+    return 2 if rows >= TWO_WARPS_FROM_ROWS else row_warps(block)
 
 
 def layer_norm(x, weight, bias, eps, *, residual=None, x_bias=None, parts=False, out_dtype=None):

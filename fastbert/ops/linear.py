@@ -1,26 +1,24 @@
 """Linear layer with what follows it in BERT: y = LN(act(x @ W^T + b) + residual), every part optional.
 
 Past a few rows the GEMM runs on cuBLAS through torch; what follows it is one fused Triton kernel (bias + residual
-+ LayerNorm, or bias + GELU). On the GPU in fp16/bf16 the bias + GELU rides in cuBLASLt's epilogue instead: that
-saves a pass over the [tokens, intermediate] activation (8-10% of a batch-32 forward on an H200). Its GELU is the
-tanh form, within 5e-4 of the erf form BERT defines, yet it lands closer to exact fp32 GELU than GEMM + exact GELU
-does (max error 0.002 against 0.004), since it acts before the fp16 rounding; fp32 keeps the exact form.
++ LayerNorm, or bias + GELU). On the GPU in fp16/bf16 the bias + GELU rides in cuBLASLt's epilogue instead, which
+saves a pass over the [tokens, intermediate] activation. Its GELU is the tanh form, within 5e-4 of the erf form
+BERT defines, yet closer to exact fp32 GELU than GEMM + exact GELU, since it acts before the rounding to fp16;
+fp32 keeps the exact form.
 
-At up to FEW_ROWS rows every GEMM but FFN-down's takes ``few_rows_linear``: one program per tile of output
-columns holding every row, with the bias and the exact GELU in its epilogue (the LayerNorm, when one follows, is
-the usual kernel). As the MLM decoder over the vocabulary at fill-mask's [MASK] rows, cuBLAS reads the weight at a
-third of the memory bandwidth (19 µs for 1 x 768 -> 28996 on the H200) where this kernel takes 9 µs. For the QKV
-and FFN-up projections it measured 0.1-0.5 µs faster than cuBLAS with its epilogues up to 64 rows (3.3 against
-3.8 µs at 8 rows). What decides the bound is the chain: with dependent launch (``dependent_launch``), a layer made
-only of Triton kernels lets each one fetch its weights while its predecessor runs, which a cuBLAS GEMM in the chain
-prevents. Twelve layers at 32 and 64 rows took 312 -> 276 and 332 -> 305 µs with the bound at 16 -> 64 rows.
+Up to ``few_rows`` rows (``fastbert.tuning``) every GEMM but FFN-down's takes ``few_rows_linear``: one program
+per tile of output columns holding every row, with the bias and the exact GELU in its epilogue (the LayerNorm,
+when one follows, is the usual kernel). As the MLM decoder at fill-mask's [MASK] rows it streams the
+vocabulary-wide weight faster than cuBLAS, which stays far below memory bandwidth at so few rows (its tiles widen
+from WIDE_OUTPUT outputs). For the other GEMMs what sets the bound is the chain: with dependent launch
+(``dependent_launch``), a layer made only of Triton kernels lets each one fetch its weights while its predecessor
+runs, which a cuBLAS GEMM in the chain prevents.
 
-Up to 128 rows through a deep GEMM into the LayerNorm, as FFN-down at batch 1, take ``split_k_linear``:
+Up to ``split_k_rows`` rows, a deep GEMM into the LayerNorm (FFN-down at batch 1) takes ``split_k_linear``:
 programs split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which
 runs anyway, adds them up in a fixed order with the bias and residual. cuBLAS splits K there too but reduces in a
-kernel of its own; here that launch is gone, with no atomics, so results stay deterministic. On the H200 (bert-base,
-fp16) FFN-down + LayerNorm takes 5.4 against 7.5 µs at 8 rows and 7.1 against 8.3 at 128, twelve layers 31 µs
-less at seq 8 and 28 µs less at seq 128; from 192 rows cuBLAS is faster (11.4 against 9.2 µs).
+kernel of its own; here that launch is gone, with no atomics, so results stay deterministic. Measurements:
+benchmarks/NOTES.md, "Few-token layers" and "Dependent launch at few tokens".
 """
 
 from __future__ import annotations
@@ -31,17 +29,15 @@ import triton
 import triton.language as tl
 
 from ..errors import InputError
+from ..tuning import settings
 from .common import block_size, check_device, check_dtype, check_shape, dot_precision
 from .dependent_launch import launch_options, prefetch_to_l2, prefetchable, wait_for_producer
 from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
-FEW_ROWS = 64        # few_rows_linear takes at most this many rows
-WIDE_OUTPUT = 8192   # outputs from which its tiles widen: enough programs remain to keep every SM reading weights
-SPLIT_K_ROWS = 128   # split_k_linear takes at most this many rows ...
-SPLIT_K_FROM = 2048  # ... from at least this many inputs, with a LayerNorm after
-K_SPLITS = 6
+WIDE_OUTPUT = 8192  # outputs from which few-row tiles widen: enough programs remain to keep every SM reading weights
+K_SPLITS = 6        # slices of K in split_k_linear
 
 
 @triton.jit
@@ -96,19 +92,19 @@ def _check_few_rows(op: str, x, weight, most: int) -> None:
 
 
 def _few_rows_tiles(n: int, rows: int) -> tuple[int, int, int]:
-    """(BLOCK_N, BLOCK_K, warps), the best measured on the H200 (benchmarks/NOTES.md)."""
+    """(BLOCK_N, BLOCK_K, warps): the best of the sweeps in benchmarks/NOTES.md ("Few-row Triton GEMMs")."""
     if n >= WIDE_OUTPUT:
         return 128, 128, 4
     return (32, 256, 2) if rows <= 32 else (32, 128, 4)
 
 
 def few_rows_linear(x, weight, bias=None, *, gelu=False):
-    """act(x @ weight^T + bias) for [M, K] ``x`` of at most FEW_ROWS rows; ``bias`` may be None, ``gelu`` is the
-    exact (erf) GELU."""
+    """act(x @ weight^T + bias) for [M, K] ``x`` of at most ``few_rows`` rows (``fastbert.tuning``); ``bias`` may
+    be None, ``gelu`` is the exact (erf) GELU."""
     rows, k = x.shape
     n = weight.shape[0]
     check_device(x, weight, *(() if bias is None else (bias,)))
-    _check_few_rows("few_rows_linear", x, weight, FEW_ROWS)
+    _check_few_rows("few_rows_linear", x, weight, settings(x.device).few_rows)
     out = torch.empty(rows, n, dtype=x.dtype, device=x.device)
     block_n, block_k, warps = _few_rows_tiles(n, rows)
     _few_rows_kernel[(triton.cdiv(n, block_n),)](
@@ -120,11 +116,12 @@ def few_rows_linear(x, weight, bias=None, *, gelu=False):
 
 
 def _dependent_options(x, weight, chunk: int) -> dict:
-    """Dependent launch, and the weight prefetch where the producer is a dependent kernel too: at up to FEW_ROWS
-    rows, where every kernel of a layer is a Triton one. After a cuBLAS GEMM the kernel starts only once that GEMM
-    is done, and its prefetch then duplicates the loads that follow (12 layers at seq 32 and 64: 8-11 µs slower)."""
+    """Dependent launch, and the weight prefetch where the producer is a dependent kernel too: at up to
+    ``few_rows`` rows, where every kernel of a layer is a Triton one. After a cuBLAS GEMM the kernel starts only
+    once that GEMM is done, and its prefetch would then duplicate the loads that follow."""
     options = launch_options(x.device, len(x))
-    return options | dict(PREFETCH=options["DEPENDENT"] and len(x) <= FEW_ROWS and prefetchable(weight, chunk))
+    prefetch = options["DEPENDENT"] and len(x) <= settings(x.device).few_rows and prefetchable(weight, chunk)
+    return options | dict(PREFETCH=prefetch)
 
 
 @triton.jit
@@ -143,12 +140,12 @@ def _split_k_kernel(x_ptr, weight_ptr, parts_ptr, rows, n, k, k_chunk, stride_x,
 
 
 def split_k_linear(x, weight, splits=K_SPLITS):
-    """[M, K] ``x`` of at most SPLIT_K_ROWS rows -> [P, M, N] fp32 partial products (P <= ``splits`` slices of K)
-    whose sum is x @ weight^T; ``layer_norm(..., parts=True)`` adds them up."""
+    """[M, K] ``x`` of at most ``split_k_rows`` rows (``fastbert.tuning``) -> [P, M, N] fp32 partial products
+    (P <= ``splits`` slices of K) whose sum is x @ weight^T; ``layer_norm(..., parts=True)`` adds them up."""
     rows, k = x.shape
     n = weight.shape[0]
     check_device(x, weight)
-    _check_few_rows("split_k_linear", x, weight, SPLIT_K_ROWS)
+    _check_few_rows("split_k_linear", x, weight, settings(x.device).split_k_rows)
     block_n, block_k = 64, 128
     k_chunk = triton.cdiv(triton.cdiv(k, splits), block_k) * block_k
     parts = torch.empty(triton.cdiv(k, k_chunk), rows, n, dtype=torch.float32, device=x.device)
@@ -176,10 +173,11 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     x2 = x.reshape(-1, k)
     residual = residual.reshape(-1, n) if residual is not None else None
     contiguous = x2.stride(-1) == 1 and weight.stride(-1) == 1
-    if contiguous and len(x2) <= SPLIT_K_ROWS and k >= SPLIT_K_FROM and norm is not None and not gelu:
+    tuned = settings(x.device)
+    if contiguous and len(x2) <= tuned.split_k_rows and k >= tuned.split_k_from and norm is not None and not gelu:
         parts = split_k_linear(x2, weight)
         return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=x.dtype).view(*lead, n)
-    if contiguous and len(x2) <= FEW_ROWS:
+    if contiguous and len(x2) <= tuned.few_rows:
         y, bias = few_rows_linear(x2, weight, bias, gelu=gelu), None
     elif residual is None and norm is None and not gelu:
         return F.linear(x2, weight, bias).view(*lead, n)

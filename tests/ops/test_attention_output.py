@@ -6,6 +6,7 @@ from fastbert.ops import attention_output as module
 from fastbert.ops.attention_output import (
     attention_output, attention_output_reference, projected_attention, projected_attention_reference,
 )
+from tests.conftest import TUNED
 from tests.ops.test_attention import masks_of_every_pattern, padded_mask
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
 
@@ -49,8 +50,8 @@ def test_projected_attention_honours_any_mask(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("batch, seq", [(1, 8), (2, 33)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_attention_output_on_both_paths(monkeypatch, dtype, batch, seq, fused):
-    monkeypatch.setattr(module, "FEW_TOKENS", 10 ** 9 if fused else 0)
+def test_attention_output_on_both_paths(retune, dtype, batch, seq, fused):
+    retune(projected_attention_tokens=10 ** 9 if fused else 0)
     qkv, weight, bias, residual, norm = sublayer_args(batch, seq, 4, 16, dtype)
     mask = padded_mask(batch, seq)
     actual = attention_output(qkv, mask, 4, weight, bias, residual, norm)
@@ -64,12 +65,12 @@ def test_attention_output_on_both_paths(monkeypatch, dtype, batch, seq, fused):
 def test_attention_output_projects_inside_attention_up_to_few_tokens(monkeypatch):
     calls = []
     monkeypatch.setattr(module, "projected_attention", lambda *args: calls.append(args) or projected_attention(*args))
-    args = sublayer_args(1, module.FEW_TOKENS, 2, 16, torch.float32)
-    mask = torch.ones(1, module.FEW_TOKENS, dtype=torch.int32, device=DEVICE)
-    attention_output(args[0], mask, 2, *args[1:])
+    few = TUNED.projected_attention_tokens
+    args = sublayer_args(1, few, 2, 16, torch.float32)
+    attention_output(args[0], torch.ones(1, few, dtype=torch.int32, device=DEVICE), 2, *args[1:])
     assert len(calls) == 1
-    args = sublayer_args(1, module.FEW_TOKENS + 1, 2, 16, torch.float32)
-    attention_output(args[0], torch.ones(1, module.FEW_TOKENS + 1, dtype=torch.int32, device=DEVICE), 2, *args[1:])
+    args = sublayer_args(1, few + 1, 2, 16, torch.float32)
+    attention_output(args[0], torch.ones(1, few + 1, dtype=torch.int32, device=DEVICE), 2, *args[1:])
     assert len(calls) == 1
 
 

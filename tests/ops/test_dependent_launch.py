@@ -6,8 +6,9 @@ import torch
 
 from fastbert import FastBert
 from fastbert.ops import dependent_launch as module
-from fastbert.ops.dependent_launch import DEPENDENT_ROWS, launch_options, prefetchable
+from fastbert.ops.dependent_launch import launch_options, prefetchable
 from tests.checkpoints import hf_model
+from tests.conftest import TUNED
 from tests.test_model import random_batch
 from tests.test_model_triton import REALISTIC_BERT
 
@@ -25,13 +26,17 @@ def test_no_dependent_launch_off_the_gpu():
 
 
 @pytest.mark.gpu
-def test_dependent_launch_for_few_tokens_on_hopper(monkeypatch):
+def test_dependent_launch_for_few_tokens_on_hopper(monkeypatch, retune):
     device = torch.device("cuda")
     hopper = torch.cuda.get_device_capability()[0] >= 9
-    assert launch_options(device, DEPENDENT_ROWS) == (
-        {"DEPENDENT": True, "launch_pdl": True} if hopper else {"DEPENDENT": False})
-    assert launch_options(device, DEPENDENT_ROWS + 1) == {"DEPENDENT": False}
+    most = TUNED.dependent_launch_tokens
+    assert launch_options(device, most) == (
+        {"DEPENDENT": True, "launch_pdl": True} if hopper and TUNED.dependent_launch else {"DEPENDENT": False})
+    assert launch_options(device, most + 1) == {"DEPENDENT": False}
     monkeypatch.setattr(module, "ENABLED", False)
+    assert launch_options(device, 1) == {"DEPENDENT": False}
+    monkeypatch.setattr(module, "ENABLED", True)
+    retune(dependent_launch=False)
     assert launch_options(device, 1) == {"DEPENDENT": False}
 
 

@@ -3,17 +3,15 @@ import torch
 
 from fastbert.errors import InputError
 from fastbert.ops import linear as module
-from fastbert.ops.linear import (
-    FEW_ROWS, SPLIT_K_FROM, SPLIT_K_ROWS, WIDE_OUTPUT, few_rows_linear, linear, linear_reference,
-    split_k_linear,
-)
-from tests.conftest import HAS_CUDA
+from fastbert.ops.linear import WIDE_OUTPUT, few_rows_linear, linear, linear_reference, split_k_linear
+from tests.conftest import HAS_CUDA, TUNED
 from tests.ops.tolerance import DEVICE, DTYPES, assert_matches
 
 # (K, N): BERT-base's four projections and odd sizes; the interpreter gets the smaller ones
 SHAPES = [(768, 2304), (768, 768), (768, 3072), (3072, 768), (36, 99), (384, 1536)] if HAS_CUDA else \
     [(768, 96), (36, 99), (300, 50)]
 EPILOGUES = ["plain", "gelu", "residual+norm", "gelu+norm", "residual"]
+FEW_ROWS, SPLIT_K_ROWS, SPLIT_K_FROM = TUNED.few_rows, TUNED.split_k_rows, TUNED.split_k_from
 
 
 def make_args(rows, k, n, dtype, epilogue):
