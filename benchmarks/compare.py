@@ -80,8 +80,10 @@ def measure(settings, peer: Peer, model, batch: FillMaskBatch, reference: torch.
     return result, logits
 
 
-def compare(settings, checkpoint, systems: tuple[str, ...], points: list[Point], reference: str) -> dict:
-    """Every system at every point. ``reference`` (run first) supplies the logits the others are checked against."""
+def compare(settings, checkpoint, systems: tuple[str, ...], points: list[Point], reference: str,
+            peers: dict[str, Peer] = PEERS) -> dict:
+    """Every system at every point. ``reference`` (run first) supplies the logits the others are checked against.
+    ``peers``: where the systems are found (the fill-mask peers by default)."""
     assert systems[0] == reference, "the reference system runs first"
     rows = [dict(batch=p.batch.size, seq=p.batch.seq_len, tokens=sum(p.batch.lengths), results={}) for p in points]
     reference_logits: list[torch.Tensor | None] = [None] * len(points)
@@ -89,7 +91,7 @@ def compare(settings, checkpoint, systems: tuple[str, ...], points: list[Point],
     # outside inference mode
     with torch.no_grad():
         for name in systems:
-            peer, model, load_error = PEERS[name], None, None
+            peer, model, load_error = peers[name], None, None
             for index, (point, row) in enumerate(zip(points, rows)):
                 reason = skip_reason(settings, peer, point)
                 if reason is not None:
@@ -115,7 +117,7 @@ def compare(settings, checkpoint, systems: tuple[str, ...], points: list[Point],
             del model
             release(settings.device)
     return dict(
-        systems={name: PEERS[name].description for name in systems},
+        systems={name: peers[name].description for name in systems},
         reference=reference,
         points=rows,
         correctness=correctness(rows, systems, reference, settings.dtype, reference_logits),

@@ -81,11 +81,12 @@ def fastbert_device_inputs_runner(model, batch: FillMaskBatch, settings) -> Runn
     return run
 
 
-def load_transformers(attention: str):
+def load_transformers(attention: str, auto_class: str = "AutoModelForMaskedLM"):
     def load(checkpoint: Path, settings):
-        from transformers import AutoModelForMaskedLM
+        import transformers
 
-        model = AutoModelForMaskedLM.from_pretrained(checkpoint, dtype=settings.dtype, attn_implementation=attention)
+        model = getattr(transformers, auto_class).from_pretrained(checkpoint, dtype=settings.dtype,
+                                                                  attn_implementation=attention)
         return model.to(settings.device).eval()
     return load
 

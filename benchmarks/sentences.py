@@ -1,4 +1,5 @@
-"""Varied, realistic English sentences with one [MASK] each, for the pipeline throughput benchmark.
+"""Varied, realistic English sentences: with one [MASK] each, for the pipeline throughput benchmark, and plain
+texts of given lengths, for the embedding and reranking benchmarks.
 
 Clauses are drawn from small phrase banks and joined until a sentence reaches its drawn length
 (8 to 60 words, median about 20, as in real text); one content word becomes the mask.
@@ -61,3 +62,18 @@ def sentences(count: int, *, seed: int = 0, mask_token: str | None = "[MASK]") -
     unmasked)."""
     rng = random.Random(seed)
     return [_sentence(rng, mask_token) for _ in range(count)]
+
+
+def texts_of_lengths(lengths: list[int], *, seed: int = 0) -> list[str]:
+    """A text per length in tokens, roughly: the phrase banks' words are one WordPiece token each, and a text has
+    [CLS], [SEP] and its full stop besides."""
+    rng = random.Random(seed)
+    texts = []
+    for length in lengths:
+        words = _clause(rng, adverbial=True)
+        while len(words) < length - 3:
+            words += [rng.choice(CONNECTORS), *_clause(rng, adverbial=rng.random() < 0.6)]
+        words = words[:max(length - 3, 1)]
+        words[0] = words[0].capitalize()
+        texts.append(" ".join(words) + ".")
+    return texts

@@ -39,6 +39,15 @@ class Profile:
     pipeline_texts: int
     pipeline_batch: int
     pipeline_passes: int
+    embed_texts: int                        # texts of lengths spread log-uniformly over embed_lengths (tokens)
+    embed_lengths: tuple[int, int]
+    rerank_documents: int                   # documents against one query, lengths over rerank_lengths (tokens)
+    rerank_lengths: tuple[int, int]
+    encoder_batch: int                      # batch_size of every system in the embed and rerank sections
+    encoder_passes: int                     # timed passes over all texts, after an untimed one
+    classify_seqs: tuple[int, ...]          # batch-1 sequence lengths of the classification section
+    classify_batch: int
+    classify_batch_seqs: tuple[int, ...]
     ops_batches: tuple[int, ...]
     scale_encoder_shapes: tuple[tuple[int, int], ...]  # (batch, seq) of the encoder-only and all-logits workloads
     scale_logits_shapes: tuple[tuple[int, int], ...]
@@ -60,6 +69,8 @@ FULL = Profile(
     throughput_seqs=(128, 512), mixed_batch=32, mixed_lengths=(8, 512),
     crossover_batches=(4, 32), crossover_seqs=(128, 512), crossover_fills=(0.4, 0.6, 0.7, 0.8, 0.9, 1.0),
     pipeline_texts=256, pipeline_batch=32, pipeline_passes=3,
+    embed_texts=10_000, embed_lengths=(8, 512), rerank_documents=1000, rerank_lengths=(16, 480), encoder_batch=32,
+    encoder_passes=3, classify_seqs=PROTOCOL_SEQS, classify_batch=32, classify_batch_seqs=(128, 512),
     ops_batches=(1, 32), ops_seqs=PROTOCOL_SEQS,
     scale_encoder_shapes=((32, 128), (32, 512), (128, 128)), scale_logits_shapes=((32, 512),),
     scale_device_seqs=(8, 128, 512),
@@ -68,14 +79,17 @@ QUICK = replace(
     FULL, name="quick", warmup=10, iters=50, max_point_s=2.0, time_budget_s=150.0, max_autotune="off",
     protocol_seqs=(8, 128, 512), throughput_models=("bert-base-cased",), pipeline_passes=1, ops_seqs=(8, 128, 512),
     crossover_batches=(32,), crossover_seqs=(512,), crossover_fills=(0.5, 0.8, 1.0),
+    embed_texts=2000, rerank_documents=300, encoder_passes=1, classify_seqs=(8, 128, 512),
 )
 CPU = replace(
-    FULL, name="cpu", device="cpu", tiny=True, warmup=1, iters=3, max_point_s=2.0, time_budget_s=130.0,
+    FULL, name="cpu", device="cpu", tiny=True, warmup=1, iters=3, max_point_s=2.0, time_budget_s=180.0,
     max_autotune="off", protocol_seqs=(8, 16), throughput_models=("roberta-base",), throughput_batch=2,
     throughput_seqs=(16,), mixed_batch=4, mixed_lengths=(8, 32), crossover_batches=(4,), crossover_seqs=(16,),
     crossover_fills=(0.5, 1.0), pipeline_texts=8, pipeline_batch=4,
-    pipeline_passes=1, ops_batches=(1, 2), ops_seqs=(8,), scale_encoder_shapes=((2, 16),),
-    scale_logits_shapes=((2, 16),), scale_device_seqs=(8,),
+    pipeline_passes=1, embed_texts=12, embed_lengths=(8, 32), rerank_documents=6, rerank_lengths=(8, 24),
+    encoder_batch=4, encoder_passes=1, classify_seqs=(8, 16), classify_batch=2, classify_batch_seqs=(16,),
+    ops_batches=(1, 2), ops_seqs=(8,), scale_encoder_shapes=((2, 16),), scale_logits_shapes=((2, 16),),
+    scale_device_seqs=(8,),
     ops_shape=dict(hidden=64, heads=2, intermediate=128, vocab=1000), ops_reps=1, ops_iters=2,
     copy_mib=16, gemm_n=256, coldstart_seq=16,
 )
@@ -85,9 +99,12 @@ PROFILES = {p.name: p for p in (FULL, QUICK, CPU)}
 class Settings:
     """A profile bound to a device: dtype, budgets, and the floors measured once per call."""
 
-    def __init__(self, profile: Profile, work_dir: Path):
-        """``work_dir``: where this call's checkpoints go; the caller owns and removes it."""
+    def __init__(self, profile: Profile, work_dir: Path, minilm: Path | None = None):
+        """``work_dir``: where this call's checkpoints go; the caller owns and removes it. ``minilm``: the real
+        all-MiniLM-L6-v2 (a sentence-transformers directory) for the embed section, else the installed one."""
         self.profile = profile
+        self.work_dir = work_dir
+        self.minilm = minilm
         self.device = torch.device(profile.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("no CUDA device: run with --cpu for the CPU smoke run")

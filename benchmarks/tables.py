@@ -6,7 +6,8 @@ from typing import Callable
 
 SECTION_TITLES = {"protocol": "Batch-1 fill-mask latency", "throughput": "Throughput", "mixed": "Mixed-length batch",
                   "crossover": "Padded or packed",
-                  "coldstart": "Cold start", "pipeline": "Pipeline", "tasks": "Task pipelines", "ops": "Kernels"}
+                  "coldstart": "Cold start", "pipeline": "Pipeline", "tasks": "Task pipelines", "ops": "Kernels",
+                  "embed": "Sentence embeddings", "rerank": "Reranking", "classify": "Sequence classification"}
 BRIEF_ERROR_CHARS = 240
 METHOD_LINE = ("How each section is measured: benchmarks/README.md. Which code each section of a committed result "
                "measured, and how much runs of the same code moved: benchmarks/NOTES.md, \"Run history\".")
@@ -206,9 +207,70 @@ def task_tables(section: dict, brief: bool) -> list[str]:
     return out
 
 
+def end_to_end_table(section: dict, unit: str, agreement_column: str, agreement_key: str) -> str:
+    """One row per system of an end-to-end section: rate, seconds per pass, first pass, fastbert's speedup over it,
+    and how far its answers are from fastbert's."""
+    def row(name, result):
+        if result.get("status") != "ok":
+            return [name, result.get("status", "–"), "", "", "", ""]
+        check = section["agreement"].get(name, {})
+        return [name, f"{result['texts_per_s']:.0f}", number(result["wall_s"]), number(result["first_pass_s"]),
+                number(section["speedup"].get(name)), number(check.get(agreement_key), 4)]
+    return table(["system", f"{unit}/s", "s per pass", "first pass s", "fastbert speedup", agreement_column],
+                 [row(name, result) for name, result in section["systems"].items()])
+
+
+def end_to_end_notes(section: dict, label: str, brief: bool) -> list[str]:
+    lines = [f"- {name}: {section['descriptions'][name]}" for name in section["systems"]] if not brief else []
+    return lines + [f"- {label} / {name}: {r['status']}: {clip(r.get('error') or r.get('reason', ''), brief)}"
+                    for name, r in section["systems"].items() if r.get("status") != "ok"]
+
+
+def embed_tables(section: dict, brief: bool) -> list[str]:
+    fewest, median, most = section["tokens_per_text"]
+    return [f"{section['model']} ({section['weights']}), {section['dtype']}: {section['texts']} texts of "
+            f"{fewest}-{most} tokens (median {median:.0f}, log-uniform), cut at {section['max_seq_length']}; "
+            f"batch_size {section['batch_size']}; tokenization included. Rates from the median pass after an "
+            "untimed first pass (first pass s: captures and compiles).",
+            end_to_end_table(section, "texts", "min cosine vs fastbert", "min_cosine"),
+            *end_to_end_notes(section, "embed", brief)]
+
+
+def rerank_tables(section: dict, brief: bool) -> list[str]:
+    fewest, median, most = section["tokens_per_document"]
+    return [f"{section['model']}, {section['dtype']}: one {section['query_tokens']}-token query against "
+            f"{section['documents']} documents of {fewest}-{most} tokens (median {median:.0f}); batch_size "
+            f"{section['batch_size']}; rank() end to end.",
+            end_to_end_table(section, "documents", "max |score diff| vs fastbert", "max_abs_score_diff"),
+            *end_to_end_notes(section, "rerank", brief)]
+
+
+def classify_tables(section: dict, brief: bool) -> list[str]:
+    batch1, batched = section["batch1"], section["batched"]
+    seqs = [str(row["seq"]) for row in batch1["points"]]
+    out = [f"{section['model']}, {section['dtype']}: logits of every sequence, P50 / P90 ms over up to "
+           f"{section['iters']} timed runs per point after {section['warmup']} warm-up calls. Batch 1:",
+           table(["system", *seqs], [[name, *(cell(row["results"][name], latency) for row in batch1["points"])]
+                                    for name in batch1["systems"]]),
+           "Speedup of fastbert at batch 1, peer P90 / fastbert P90:",
+           table(["peer", *seqs, "mean"], [[name, *(number(r, 3) for r in s["per_point"]), number(s["mean"], 3)]
+                                           for name, s in batch1["speedup_p90"].items()])]
+
+    def rate(row):
+        return lambda r: f"{row['batch'] / r['p50_ms'] * 1e3:.0f} seq/s ({number(r['p50_ms'])} ms)"
+    columns = [f"{row['batch']}x{row['seq']}" for row in batched["points"]]
+    out += [f"Batch {batched['points'][0]['batch'] if batched['points'] else '–'}: sequences/s from the P50 time.",
+            table(["system", *columns], [[name, *(cell(row["results"][name], rate(row)) for row in batched["points"])]
+                                        for name in batched["systems"]])]
+    if not brief:
+        out += [f"Batch 1: {correctness_line(batch1)}", f"Batched: {correctness_line(batched)}"]
+    return out
+
+
 RENDERERS = {"protocol": protocol_tables, "throughput": throughput_tables, "mixed": mixed_tables,
              "crossover": crossover_tables,
-             "coldstart": coldstart_tables, "pipeline": pipeline_tables, "tasks": task_tables}
+             "coldstart": coldstart_tables, "pipeline": pipeline_tables, "tasks": task_tables,
+             "embed": embed_tables, "rerank": rerank_tables, "classify": classify_tables}
 
 
 def section_notes(data: dict, brief: bool) -> list[str]:
@@ -221,6 +283,9 @@ def section_notes(data: dict, brief: bool) -> list[str]:
         lines += notes("mixed", data["mixed"], brief)
     for group in data.get("crossover", {}).get("groups", []):
         lines += notes(f"crossover batch {group['batch']} seq {group['seq']}", group, brief)
+    for part in ("batch1", "batched"):
+        if part in data.get("classify", {}):
+            lines += notes(f"classify {part}", data["classify"][part], brief)
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from .config import BertConfig
 from .convert import convert_checkpoint
+from .cross_encoder import CrossEncoder
 from .errors import (
     CheckpointError,
     DestinationError,
@@ -13,10 +14,12 @@ from .errors import (
 )
 from .model import FastBert, FastBertOutput
 from .pipeline import pipeline
+from .sentence_encoder import SentenceEncoder
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BertConfig", "CheckpointError", "DestinationError", "DeviceError", "FastBert", "FastBertError", "FastBertOutput",
-    "InputError", "ModelNotFoundError", "UnsupportedModelError", "convert_checkpoint", "pipeline",
+    "BertConfig", "CheckpointError", "CrossEncoder", "DestinationError", "DeviceError", "FastBert", "FastBertError",
+    "FastBertOutput", "InputError", "ModelNotFoundError", "SentenceEncoder", "UnsupportedModelError",
+    "convert_checkpoint", "pipeline",
 ]

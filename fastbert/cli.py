@@ -13,12 +13,12 @@ import os
 import sys
 
 from .commands import COMMANDS
+from .commands.options import DTYPE_CHOICES
 from .commands.texts import read_texts
 from .convert import convert_checkpoint
 from .errors import FastBertError
 from .pipeline import DEFAULT_MODEL, pipeline
 
-DTYPE_CHOICES = ("float16", "bfloat16", "float32")
 USAGE_ERROR = 2
 OUTPUT_CLOSED = 1
 

@@ -15,15 +15,18 @@ from .config import BertConfig
 from .errors import DestinationError
 from .hub import TOKENIZER_FILES, CheckpointSource
 from .model import FastBert, resolve_dtype
+from .sentence_conversion import copy_sentence_files, encoder_source
 from .weights import load_checkpoint
 
 
 def convert_checkpoint(src, dst, *, dtype="float16", revision=None, token=None, overwrite=False) -> Path:
-    """``src``: hub id or directory; ``dst``: directory for fastbert.safetensors, config.json, tokenizer files.
-    A ``dst`` that holds files is replaced only with ``overwrite``, and never when it holds the source."""
-    source = CheckpointSource(src, revision=revision, token=token)  # resolved once: weights and tokenizer files
+    """``src``: hub id or directory; ``dst``: directory for fastbert.safetensors, config.json, tokenizer files, and a
+    sentence-transformers checkpoint's module files. A ``dst`` that holds files is replaced only with ``overwrite``,
+    and never when it holds the source."""
+    root = CheckpointSource(src, revision=revision, token=token)  # resolved once: weights and tokenizer files
+    source = encoder_source(root)  # a sentence-transformers checkpoint may keep its encoder in a folder
     dst = Path(dst).expanduser().resolve()
-    _check_destination(dst, source, overwrite=overwrite)
+    _check_destination(dst, root, overwrite=overwrite)
     config = BertConfig.from_json(source.config_path)
     checkpoint = load_checkpoint(source, config)
     model = FastBert.from_state(config, checkpoint.state, head=checkpoint.head, dtype=resolve_dtype(dtype, device=None))
@@ -32,6 +35,7 @@ def convert_checkpoint(src, dst, *, dtype="float16", revision=None, token=None, 
         dst.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
         _write(model, source, staging)
+        copy_sentence_files(root, source, staging)
         _move_into_place(staging, dst)
     except OSError as e:  # a full disk, no permission: the destination as it was, and the reason
         raise DestinationError(f"cannot write the checkpoint to {dst}: {e}") from e

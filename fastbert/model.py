@@ -42,7 +42,8 @@ class FastBertOutput(dict):
     """A forward pass's named outputs, as keys or attributes; one the model does not produce reads None.
 
     ``last_hidden_state``: [B, S, H]; [N, H] at the N positions of ``logits_at``; None when the head reads one row
-    per sequence only (sequence classification), since the last layer then runs at those rows alone. ``logits``: the
+    per sequence only (sequence classification), since the last layer then runs at those rows alone, and with a
+    head whose output replaces it (sentence embeddings). ``logits``: the
     head's (masked LM [B, S, V], or [N, V] with ``logits_at``; sequence classification [B, L]; token classification
     [B, S, L]). ``pooler_output``: [B, H] where the checkpoint has a pooler. ``sentence_embedding``: [B, D] with a
     sentence-embedding head. With ``return_packed``, per-token outputs are [T, ...] for the T real tokens and
@@ -172,7 +173,9 @@ class FastBert(nn.Module):
 
     def hidden_rows(self) -> Rows | None:
         """The rows ``last_hidden_state`` holds: those the head reads among every token and the selected ones; None
-        when it reads one row per sequence only."""
+        when it reads one row per sequence only, or its output replaces the hidden states."""
+        if self.head is not None and not self.head.returns_hidden_state:
+            return None
         reads = self.head.reads if self.head is not None else {Rows.TOKENS}
         return next((rows for rows in (Rows.SELECTED, Rows.TOKENS) if rows in reads), None)
 
@@ -364,6 +367,14 @@ class FastBert(nn.Module):
                         head=None):
         """Load a Hugging Face BERT/RoBERTa checkpoint or a fastbert checkpoint (hub id or local directory), with the
         head its config.json names, or ``head`` (``fastbert.heads.CHOICES``)."""
+        device = resolve_device(device)  # before anything is read: a device that is not there fails at once
+        return cls.from_source(CheckpointSource(name_or_path, revision=revision, token=token), device=device,
+                               dtype=dtype, backend=backend, head=head)
+
+    @classmethod
+    def from_source(cls, source, *, device=None, dtype=None, backend=None, head=None):
+        """``from_pretrained`` on a resolved ``CheckpointSource``, or anything with its ``name``, ``config_path`` and
+        ``get`` (a sentence-transformers checkpoint's encoder folder)."""
         device = resolve_device(device)
         dtype = resolve_dtype(dtype, device)
         backend = backend or ("triton" if device.type == "cuda" else "torch")
@@ -372,7 +383,6 @@ class FastBert(nn.Module):
         if backend == "triton" and device.type != "cuda" and not interpreting():
             raise InputError("backend='triton' on the CPU runs only under Triton's interpreter: set TRITON_INTERPRET=1 "
                              "before importing fastbert, or use backend='torch'")
-        source = CheckpointSource(name_or_path, revision=revision, token=token)
         config = BertConfig.from_json(source.config_path)
         checkpoint = load_checkpoint(source, config, head)
         model = cls.from_state(config, checkpoint.state, head=checkpoint.head, device=device, dtype=dtype,

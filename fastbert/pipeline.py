@@ -14,12 +14,12 @@ from pathlib import Path
 
 import torch
 
+from .batching import TokenBatch, check_batch_size, check_count, default_batch_size, in_length_order
 from .errors import CheckpointError, InputError
 from .heads.masked_lm import MaskedLMHead
 from .hub import CheckpointSource
 from .model import FastBert
 from .pipelines import PIPELINES, TaskPipeline
-from .pipelines.batching import check_batch_size, check_count, default_batch_size, padded
 from .pipelines.texts import checked, excerpt
 from .tokenizer import TextTokenizer
 
@@ -110,13 +110,8 @@ class FillMaskPipeline:
         texts = checked(inputs).items
         target_ids = torch.tensor(self.tokenizer.target_ids(targets)) if targets is not None else None
         encodings = self._encode(texts)
-        by_length = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        size = check_batch_size(self.batch_size if batch_size is None else batch_size)
-        results = [None] * len(texts)
-        for start in range(0, len(by_length), size):
-            batch = by_length[start:start + size]
-            for index, result in zip(batch, self._predict([encodings[i] for i in batch], top_k, target_ids)):
-                results[index] = result
+        results = in_length_order(encodings, self.batch_size if batch_size is None else batch_size,
+                                  lambda batch: self._predict(batch, top_k, target_ids))
         return results[0] if len(texts) == 1 else results
 
     def _encode(self, texts: list[str]):
@@ -140,10 +135,9 @@ class FillMaskPipeline:
 
     def _predict(self, encodings, top_k: int, target_ids: torch.Tensor | None) -> list:
         """Results for one batch, in the order of ``encodings``."""
-        input_ids, attention_mask, token_type_ids = padded(encodings, self.model.config.pad_token_id)
-        at_masks = input_ids == self.tokenizer.mask_token_id
-        logits = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            logits_at=at_masks).logits                                # [masks, V]
+        batch = TokenBatch.padded(encodings, self.model.config.pad_token_id)
+        at_masks = batch.input_ids == self.tokenizer.mask_token_id
+        logits = self.model(**batch.inputs(), logits_at=at_masks).logits                      # [masks, V]
         probs = self.model.ops.softmax(logits, out_dtype=torch.float32)
         if target_ids is not None:
             probs = probs[:, target_ids.to(probs.device)]

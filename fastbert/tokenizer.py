@@ -96,6 +96,14 @@ class TextTokenizer:
         self.backend.enable_truncation(max_length, stride=stride)
         return self.backend.encode_batch(texts if pairs is None else list(zip(texts, pairs)))
 
+    def lowercase_first(self) -> None:
+        """Lowercase texts before the tokenizer's own normalization, as sentence-transformers' ``do_lower_case`` does
+        (unless a Lowercase step is already there)."""
+        normalizer = self.backend.normalizer
+        steps = list(normalizer) if isinstance(normalizer, normalizers.Sequence) else [normalizer] if normalizer else []
+        if not any(isinstance(step, normalizers.Lowercase) for step in steps):
+            self.backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), *steps])
+
     def decode(self, sequences: list[list[int]], *, skip_special_tokens: bool = False) -> list[str]:
         texts = self.backend.decode_batch(sequences, skip_special_tokens=skip_special_tokens)
         return [clean_up_tokenization(t) for t in texts] if self.clean_up_spaces else texts

@@ -39,10 +39,10 @@ def failures(comparison: dict) -> list[str]:
 def test_cpu_run_measures_every_system_of_every_section(cpu_results):
     data = json.loads(main_json(cpu_results).read_text())
     assert {"environment", "timed", "floors", "protocol", "throughput", "mixed", "crossover", "coldstart",
-            "pipeline", "tasks"} <= data.keys()
+            "pipeline", "tasks", "embed", "rerank", "classify"} <= data.keys()
     assert not [k for k, v in data.items() if isinstance(v, dict) and v.get("status") == "failed"]
     comparisons = [data[k] for k in COMPARISONS] + list(data["throughput"]["models"].values()) + \
-        data["crossover"]["groups"]
+        data["crossover"]["groups"] + [data["classify"]["batch1"], data["classify"]["batched"]]
     assert not [f for c in comparisons for f in failures(c)]
     for comparison in comparisons:
         reference = comparison["reference"]
@@ -60,6 +60,20 @@ def test_cpu_run_measures_every_system_of_every_section(cpu_results):
     for task, entry in data["tasks"]["tasks"].items():
         assert all(r["status"] == "ok" for r in entry["systems"].values()) and entry["agreement"] == 1.0, task
     assert all(data["coldstart"][label]["status"] == "ok" for label in ("empty_triton_cache", "warm_triton_cache"))
+
+
+def test_cpu_run_times_the_sentence_encoders_against_their_peers(cpu_results):
+    data = json.loads(main_json(cpu_results).read_text())
+    embed, rerank = data["embed"], data["rerank"]
+    for section in (embed, rerank):
+        assert all(r["status"] == "ok" and r["texts_per_s"] > 0 for r in section["systems"].values()), section
+        assert set(section["speedup"]) == set(section["systems"]) - {"fastbert"}
+    assert set(embed["systems"]) == {"fastbert", "sentence-transformers", "torch.compile"}
+    assert all(a["min_cosine"] > 0.9999 for a in embed["agreement"].values())  # fp32 on the CPU
+    assert rerank["agreement"]["sentence-transformers"]["max_abs_score_diff"] < 1e-4
+    markdown = main_json(cpu_results).with_suffix(".md").read_text()
+    for title in ("## Sentence embeddings", "## Reranking", "## Sequence classification"):
+        assert title in markdown
 
 
 def test_cpu_run_benchmarks_every_kernel(cpu_results):

@@ -49,6 +49,7 @@ class Head(nn.Module):
     renames: tuple = ()        # (pattern over a checkpoint name without its model prefix, fastbert name)
     reads: frozenset[Rows]
     outputs: dict[str, Rows]
+    returns_hidden_state = True  # False: calls return the head's outputs without the last layer's hidden states
 
     @classmethod
     def from_checkpoint(cls, config: BertConfig, state: dict[str, torch.Tensor]) -> Head:

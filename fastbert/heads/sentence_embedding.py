@@ -47,6 +47,8 @@ class SentenceEmbeddingHead(Head):
     name = "sentence-embedding"
     architecture = None
     outputs = {"sentence_embedding": Rows.SEQUENCES}
+    # its callers want the embedding alone: copying the token states out of every call would cost more than pooling
+    returns_hidden_state = False
 
     def __init__(self, hidden_size: int, modes: tuple[str, ...], dense: tuple[DenseSpec, ...] = (),
                  normalize: bool = False):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import CheckpointError
 from ..model import FastBert
 from ..tokenizer import TextTokenizer
-from .batching import check_batch_size, default_batch_size
+from ..batching import check_batch_size, default_batch_size
 
 
 class TaskPipeline:

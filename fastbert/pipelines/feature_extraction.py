@@ -15,7 +15,7 @@ import torch
 from ..errors import InputError
 from ..heads import NO_HEAD
 from .base import TaskPipeline
-from .batching import in_length_order, padded
+from ..batching import TokenBatch, in_length_order
 from .encoding import Truncation, encode
 from .texts import checked
 
@@ -68,7 +68,7 @@ class FeatureExtractionPipeline(TaskPipeline):
         return features[0] if texts.single else features
 
     def _features(self, encodings) -> list[torch.Tensor]:
-        batch = padded(encodings, self.model.config.pad_token_id)
+        batch = TokenBatch.padded(encodings, self.model.config.pad_token_id)
         hidden = self.model(batch.input_ids, attention_mask=batch.attention_mask,
                             token_type_ids=batch.token_type_ids).last_hidden_state.cpu()            # [B, S, H]
         return [hidden[row, None, :len(encoding.ids)].clone() for row, encoding in enumerate(encodings)]

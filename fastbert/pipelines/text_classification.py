@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import InputError
 from ..heads.sequence_classification import SequenceClassificationHead
 from .base import TaskPipeline
-from .batching import in_length_order, padded
+from ..batching import TokenBatch, in_length_order
 from .encoding import Truncation, encode
 from .scores import sigmoid, softmax
 from .texts import check_text, checked
@@ -79,7 +79,7 @@ class TextClassificationPipeline(TaskPipeline):
         return "softmax"
 
     def _logits(self, encodings) -> list[np.ndarray]:
-        batch = padded(encodings, self.model.config.pad_token_id)
+        batch = TokenBatch.padded(encodings, self.model.config.pad_token_id)
         logits = self.model(batch.input_ids, attention_mask=batch.attention_mask,
                             token_type_ids=batch.token_type_ids).logits                              # [B, L]
         return list(logits.float().cpu().numpy())

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..heads.token_classification import TokenClassificationHead
 from . import entities
 from .base import TaskPipeline
-from .batching import in_length_order, padded
+from ..batching import TokenBatch, in_length_order
 from .encoding import encode
 from .scores import softmax
 from .texts import checked
@@ -94,7 +94,7 @@ class TokenClassificationPipeline(TaskPipeline):
 
     def _scores(self, encodings) -> list[np.ndarray]:
         """Per encoding, [S, L] fp32 softmax of the logits at its tokens."""
-        batch = padded(encodings, self.model.config.pad_token_id)
+        batch = TokenBatch.padded(encodings, self.model.config.pad_token_id)
         logits = self.model(batch.input_ids, attention_mask=batch.attention_mask,
                             token_type_ids=batch.token_type_ids).logits.float().cpu().numpy()        # [B, S, L]
         return [softmax(row[:len(encoding.ids)]) for row, encoding in zip(logits, encodings)]
