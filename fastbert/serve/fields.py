@@ -37,6 +37,13 @@ def text(body: dict, name: str) -> str:
     return value
 
 
+def optional_text(body: dict, name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise malformed(f"`{name}` must be a string, got {_json_type(value)}")
+    return value
+
+
 def sequences(body: dict, name: str) -> tuple[list[str | tuple[str, str]], bool]:
     """text-embeddings-inference's /predict inputs: a text, a pair ``[text, text_pair]``, or a batch of one-text
     lists and pairs ``[[text], [text, text_pair], ...]``; and whether it was a single text or pair."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from .. import __version__
+from ..errors import InputError
 from . import fields
 from .batcher import Overloaded
 from .errors import BACKEND_FAILED, OVERLOADED, RequestError, malformed, too_large
@@ -44,10 +45,14 @@ class Frontend:
         self.tokenizer.no_truncation()  # whole inputs: their length decides 413 or truncation
 
     async def embed(self, body) -> list[list[float]]:
+        """Each text's embedding, normalized unless ``normalize`` is false, after the prompt ``prompt_name`` names
+        (default: the model's default prompt, if it has one)."""
         body = self._body(body, "embed", "/embed")
         texts, _ = fields.texts(body, "inputs")
         normalize = fields.flag(body, "normalize", True)
-        answers = await self._run(texts, (normalize,), truncate=fields.flag(body, "truncate", False))
+        prompt_name = fields.optional_text(body, "prompt_name")
+        answers = await self._run(texts, (normalize, prompt_name), truncate=fields.flag(body, "truncate", False),
+                                  prefix=self._prompt(prompt_name))
         return [row.tolist() for row in answers.results]
 
     async def openai_embeddings(self, body) -> dict:
@@ -55,7 +60,7 @@ class Frontend:
         body = self._body(body, "embed", "/v1/embeddings")
         texts, _ = fields.texts(body, "input")
         encoding = fields.choice(body, "encoding_format", "float", ("float", "base64"))
-        answers = await self._run(texts, (True,), truncate=False)
+        answers = await self._run(texts, (True, None), truncate=False, prefix=self._prompt(None))
         data = [{"object": "embedding", "index": index, "embedding": (
             row.tolist() if encoding == "float" else base64.b64encode(row.astype("<f4").tobytes()).decode())}
             for index, row in enumerate(answers.results)]
@@ -71,7 +76,7 @@ class Frontend:
         raw_scores = fields.flag(body, "raw_scores", False)
         return_text = fields.flag(body, "return_text", False)
         answers = await self._run([(query, text) for text in texts], (raw_scores,),
-                                  truncate=fields.flag(body, "truncate", False))
+                                  truncate=fields.flag(body, "truncate", False), prefix=self._prompt(None))
         ranks = [{"index": index, "score": score, **({"text": texts[index]} if return_text else {})}
                  for index, score in enumerate(answers.results)]
         return sorted(ranks, key=lambda rank: rank["score"], reverse=True)  # stable: ties keep the texts' order
@@ -135,10 +140,23 @@ class Frontend:
             raise too_large(f"batch size {len(inputs)} > maximum allowed batch size "
                             f"{self.settings.max_client_batch_size}")
 
-    async def _run(self, inputs: list, options: tuple, *, truncate: bool, check=None) -> Answers:
-        """Results of ``inputs`` from the batcher, once they pass the limits (and ``check(encodings)``)."""
+    def _prompt(self, name: str | None) -> str:
+        """The text the prompt ``name`` (None: the default prompt) puts before each input; "" without prompts."""
+        if self.spec.prompts is None:
+            if name is not None:
+                raise malformed(f"`prompt_name` needs a model with prompts; this server runs {self.spec.task}")
+            return ""
+        try:
+            return self.spec.prompts.resolve(None, name)
+        except InputError as e:  # a name the model does not have
+            raise malformed(str(e)) from None
+
+    async def _run(self, inputs: list, options: tuple, *, truncate: bool, prefix: str = "", check=None) -> Answers:
+        """Results of ``inputs`` from the batcher, once they pass the limits (and ``check(inputs, encodings)``).
+        ``prefix``: the prompt the model will put before each text (a pair's first), counted in its tokens."""
         self._check_count(inputs)
-        encodings = self.tokenizer.encode_batch(inputs)
+        encodings = self.tokenizer.encode_batch(
+            [prefix + text if isinstance(text, str) else (prefix + text[0], text[1]) for text in inputs])
         limit = self.spec.max_input_length
         tokens = []
         for index, encoding in enumerate(encodings):

@@ -14,8 +14,12 @@ from typing import ClassVar
 
 import torch
 
+from ..cross_encoder import CrossEncoder
+from ..errors import UnsupportedModelError
 from ..model import FastBert
 from ..pipeline import pipeline
+from ..sentence_encoder import SentenceEncoder
+from ..sentence_modules import Prompts
 from ..tokenizer import TextTokenizer
 
 
@@ -37,6 +41,7 @@ class TaskSpec:
     max_input_length: int        # longest input in tokens, special tokens included
     tokenizer: TextTokenizer     # a copy of the task's own, for token counts and /tokenize
     labels: list[str] | None = None
+    prompts: Prompts | None = None  # what the encoders put before each input (or each pair's first text)
 
 
 class Task:
@@ -44,12 +49,14 @@ class Task:
 
     name: ClassVar[str]
 
-    def __init__(self, api, *, model: FastBert, model_id: str, tokenizer: TextTokenizer, max_input_length: int):
+    def __init__(self, api, *, model: FastBert, model_id: str, tokenizer: TextTokenizer, max_input_length: int,
+                 prompts: Prompts | None = None):
         self.api = api
         self.model = model
         self.model_id = model_id
         self.tokenizer = tokenizer
         self.max_input_length = max_input_length
+        self.prompts = prompts
 
     @classmethod
     def load(cls, model: str | Path, *, device=None, dtype=None) -> Task:
@@ -61,7 +68,7 @@ class Task:
 
     def spec(self) -> TaskSpec:
         return TaskSpec(self.name, self.model_id, str(self.model.dtype).removeprefix("torch."), str(self.model.device),
-                        self.max_input_length, copy.deepcopy(self.tokenizer), self.model.labels)
+                        self.max_input_length, copy.deepcopy(self.tokenizer), self.model.labels, self.prompts)
 
     def run(self, items: list[Item]) -> list:
         """One batch: a result per item, in order."""
@@ -94,14 +101,13 @@ class EmbedTask(Task):
 
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
-        from .. import SentenceEncoder
-
         encoder = SentenceEncoder.from_pretrained(model, device=device, dtype=dtype)
         return cls(encoder, model=encoder.model, model_id=str(model), tokenizer=encoder.tokenizer,
-                   max_input_length=encoder.max_seq_length)
+                   max_input_length=encoder.max_seq_length, prompts=encoder.prompts)
 
-    def call(self, texts, normalize):
-        return list(self.api.encode(texts, batch_size=len(texts), normalize_embeddings=normalize))
+    def call(self, texts, normalize, prompt_name):
+        return list(self.api.encode(texts, batch_size=len(texts), normalize_embeddings=normalize,
+                                    prompt_name=prompt_name))
 
 
 class RerankTask(Task):
@@ -109,11 +115,12 @@ class RerankTask(Task):
 
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
-        from .. import CrossEncoder
-
         cross_encoder = CrossEncoder.from_pretrained(model, device=device, dtype=dtype)
+        if cross_encoder.num_labels != 1:
+            raise UnsupportedModelError(f"rerank needs a model with one label, and {str(model)!r} has "
+                                        f"{cross_encoder.num_labels}: serve it with --task classify")
         return cls(cross_encoder, model=cross_encoder.model, model_id=str(model), tokenizer=cross_encoder.tokenizer,
-                   max_input_length=cross_encoder.max_length)
+                   max_input_length=cross_encoder.max_length, prompts=cross_encoder.prompts)
 
     def call(self, pairs, raw_scores):
         activation = {"activation_fn": torch.nn.Identity()} if raw_scores else {}

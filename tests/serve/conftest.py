@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from tests.checkpoints import save_bert_with_minilm_tokenizer
+from tests.sentence_checkpoints import save_cross_encoder, save_encoder, save_sentence_transformer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_POSITIONS = 128  # the tiny checkpoints read the load test's longest sentences (60 words) whole
 SENTIMENT = {0: "negative", 1: "neutral", 2: "positive"}
 BIO = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
-# each task's tiny checkpoint over MiniLM's uncased WordPiece vocabulary: architecture, and labels where it has some
+# the pipelines' tiny checkpoints: architecture, and labels where it has some
 ARCHITECTURES = {"fill-mask": ("BertForMaskedLM", None), "classify": ("BertForSequenceClassification", SENTIMENT),
                  "ner": ("BertForTokenClassification", BIO)}
 # Ray's worker processes import fastbert from this checkout, as the tests do, whatever else is installed
@@ -51,6 +52,18 @@ def wrong_replies(report, bodies: list[list[dict]], expected: dict) -> list:
         r.body, [expected[text] for text in bodies[r.client][r.request]["inputs"]])]
 
 
+def save_checkpoint(task: str, directory: Path) -> Path:
+    """A tiny random checkpoint for ``task`` over MiniLM's uncased WordPiece vocabulary."""
+    if task == "embed":  # sentence-transformers' layout, mean pooling, a prompt by name
+        encoder = save_encoder(directory / "encoder", "bert", max_position_embeddings=MAX_POSITIONS)
+        return save_sentence_transformer(directory / "model", encoder, "mean", prompts={"query": "query: "})
+    if task == "rerank":  # one label, saved as sentence-transformers' CrossEncoder saves it
+        return save_cross_encoder(directory / "model", "bert", num_labels=1)
+    architecture, labels = ARCHITECTURES[task]
+    config = dict(id2label=labels, label2id={v: k for k, v in labels.items()}) if labels else {}
+    return save_bert_with_minilm_tokenizer(directory, architecture, max_position_embeddings=MAX_POSITIONS, **config)
+
+
 @pytest.fixture(scope="package")
 def checkpoint(tmp_path_factory, minilm_path):
     """``checkpoint(task)``: the task's tiny checkpoint, built on first use."""
@@ -58,10 +71,7 @@ def checkpoint(tmp_path_factory, minilm_path):
 
     def get(task: str) -> Path:
         if task not in built:
-            architecture, labels = ARCHITECTURES[task]
-            config = dict(id2label=labels, label2id={v: k for k, v in labels.items()}) if labels else {}
-            built[task] = save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp(f"serve_{task}"), architecture,
-                                                          max_position_embeddings=MAX_POSITIONS, **config)
+            built[task] = save_checkpoint(task, tmp_path_factory.mktemp(f"serve_{task}"))
         return built[task]
 
     return get

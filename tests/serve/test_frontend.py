@@ -2,8 +2,11 @@
 benchmark runs it. Answers against the in-process APIs, each bad field's status and message, the metrics text."""
 
 import asyncio
+import base64
 
+import numpy as np
 import pytest
+import torch
 
 import fastbert
 from fastbert.serve.errors import RequestError
@@ -56,6 +59,45 @@ def test_fill_mask_answers_as_the_pipeline(task, checkpoint):
     assert call(task("fill-mask"), "fill_mask", {"inputs": MASKED, "top_k": 3}) == fill(MASKED, top_k=3)
     assert call(task("fill-mask"), "fill_mask", {"inputs": MASKED[0]}) == fill(MASKED[0])
     assert call(task("fill-mask"), "fill_mask", {"inputs": [MASKED[0]]}) == [fill(MASKED[0])]  # one per text
+
+
+def test_embed_answers_as_sentence_encoder_encode(task, checkpoint):
+    encoder = fastbert.SentenceEncoder.from_pretrained(checkpoint("embed"), device="cpu")
+    embed = task("embed")
+    expected = encoder.encode(TEXTS, normalize_embeddings=True).tolist()
+    assert same_answer(call(embed, "embed", {"inputs": TEXTS}), expected)
+    assert same_answer(call(embed, "embed", {"inputs": TEXTS[0], "normalize": False, "prompt_name": "query"}),
+                       [encoder.encode(TEXTS[0], prompt_name="query").tolist()])
+    refused = refusal(embed, "embed", {"inputs": TEXTS[0], "prompt_name": "passage"})
+    assert refused.status == 422 and "prompt name 'passage' is not one of this model's prompts" in refused.message
+
+
+def test_openai_embeddings_as_floats_or_base64(task, checkpoint):
+    encoder = fastbert.SentenceEncoder.from_pretrained(checkpoint("embed"), device="cpu")
+    answer = call(task("embed"), "openai_embeddings", {"input": TEXTS[:2], "model": "any"})
+    expected = encoder.encode(TEXTS[:2], normalize_embeddings=True)
+    assert [d["index"] for d in answer["data"]] == [0, 1] and answer["object"] == "list"
+    assert same_answer([d["embedding"] for d in answer["data"]], expected.tolist())
+    tokens = sum(len(encoding) for encoding in encoder.tokenizer.encode(TEXTS[:2], MAX_POSITIONS))
+    assert answer["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+    packed = call(task("embed"), "openai_embeddings", {"input": TEXTS[0], "encoding_format": "base64"})
+    decoded = np.frombuffer(base64.b64decode(packed["data"][0]["embedding"]), dtype="<f4")
+    assert same_answer(decoded.tolist(), expected[0].tolist())
+
+
+def test_rerank_answers_as_cross_encoder_rank(task, checkpoint):
+    cross_encoder = fastbert.CrossEncoder.from_pretrained(checkpoint("rerank"), device="cpu")
+    query, documents = "Where is Paris?", TEXTS
+    ranked = cross_encoder.rank(query, documents, return_documents=True)
+    expected = [{"index": r["corpus_id"], "score": r["score"], "text": r["text"]} for r in ranked]
+    assert same_answer(call(task("rerank"), "rerank", {"query": query, "texts": documents, "return_text": True}),
+                       expected)
+    raw = cross_encoder.predict([(query, d) for d in documents], activation_fn=torch.nn.Identity()).tolist()
+    answer = call(task("rerank"), "rerank", {"query": query, "texts": documents, "raw_scores": True})
+    assert same_answer(answer, sorted(({"index": i, "score": s} for i, s in enumerate(raw)),
+                                      key=lambda rank: rank["score"], reverse=True))
+    refused = refusal(task("rerank"), "rerank", {"query": query, "texts": []})
+    assert (refused.status, refused.message) == (422, "`texts` cannot be empty")
 
 
 def test_predict_answers_every_label_as_the_pipeline(task, checkpoint):

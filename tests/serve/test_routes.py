@@ -22,6 +22,16 @@ def deploy(task: str, model, cluster_url: str):
 
 
 @pytest.fixture(scope="module")
+def embed_url(cluster_url, checkpoint):
+    yield from deploy("embed", checkpoint("embed"), cluster_url)
+
+
+@pytest.fixture(scope="module")
+def rerank_url(cluster_url, checkpoint):
+    yield from deploy("rerank", checkpoint("rerank"), cluster_url)
+
+
+@pytest.fixture(scope="module")
 def classify_url(cluster_url, checkpoint):
     yield from deploy("classify", checkpoint("classify"), cluster_url)
 
@@ -35,6 +45,25 @@ def post(url: str, body: dict):
     answer = requests.post(url, json=body, timeout=60)
     assert answer.status_code == 200, answer.text
     return answer.json()
+
+
+def test_embed_answers_as_sentence_encoder_encode(embed_url, checkpoint):
+    encoder = fastbert.SentenceEncoder.from_pretrained(checkpoint("embed"), device="cpu")
+    normalized = encoder.encode(TEXTS, normalize_embeddings=True).tolist()
+    assert same_answer(post(embed_url + "/embed", {"inputs": TEXTS}), normalized)
+    assert same_answer(post(embed_url + "/embed", {"inputs": TEXTS[0], "normalize": False, "prompt_name": "query"}),
+                       [encoder.encode(TEXTS[0], prompt_name="query").tolist()])
+    answer = post(embed_url + "/v1/embeddings", {"input": TEXTS, "model": "tiny"})
+    assert same_answer([d["embedding"] for d in answer["data"]], normalized)
+    info = requests.get(embed_url + "/info", timeout=30).json()
+    assert info["task"] == "embed" and list(info["model_type"]) == ["embedding"]
+
+
+def test_rerank_answers_as_cross_encoder_rank(rerank_url, checkpoint):
+    cross_encoder = fastbert.CrossEncoder.from_pretrained(checkpoint("rerank"), device="cpu")
+    ranked = cross_encoder.rank("Where is Paris?", TEXTS, return_documents=True)
+    assert same_answer(post(rerank_url + "/rerank", {"query": "Where is Paris?", "texts": TEXTS, "return_text": True}),
+                       [{"index": r["corpus_id"], "score": r["score"], "text": r["text"]} for r in ranked])
 
 
 def test_predict_answers_as_the_text_classification_pipeline(classify_url, checkpoint):

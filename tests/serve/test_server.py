@@ -96,10 +96,6 @@ def metrics(url: str) -> dict[str, float]:
                                                        if line and not line.startswith("#"))}
 
 
-def metric(url: str, sample: str) -> float:
-    return metrics(url)[sample]
-
-
 def test_metrics_count_requests_and_batches(url):
     post(url, "/fill-mask", {"inputs": MASKED})
     values = metrics(url)
@@ -110,7 +106,8 @@ def test_metrics_count_requests_and_batches(url):
     assert values["fastbert_requests_in_flight"] == 0
 
 
-def model_replicas() -> list[str]:
+def replicas() -> list[str]:
+    """The model replicas' actor names."""
     return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
                   if a["name"].startswith(f"SERVE_REPLICA::{APP_NAME}#Model#"))
 
@@ -120,10 +117,17 @@ def replica_node(name: str) -> str:
     return ray.get(replica.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id()))
 
 
+def in_flight(name: str) -> int:
+    """Requests queued or running in the batcher of the model replica ``name``."""
+    replica = ray.get_actor(name, namespace="serve")
+    return ray.get(replica.__ray_call__.remote(
+        lambda _: serve.get_replica_context().servable_object.batcher.in_flight))
+
+
 def test_the_replicas_run_on_both_nodes_and_both_serve(url):
     assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2
-    replicas = model_replicas()
-    assert len(replicas) == 2 and len({replica_node(name) for name in replicas}) == 2
+    names = replicas()
+    assert len(names) == 2 and len({replica_node(name) for name in names}) == 2
     snapshots = serve.get_deployment_handle("Model", APP_NAME).broadcast("metrics_snapshot").results()
     batches = [next(m for m in snapshot if m.name == "fastbert_batch_inputs").values[()][-1] for snapshot in snapshots]
     assert len(batches) == 2 and all(count > 0 for count in batches), batches  # the load reached both
@@ -132,24 +136,23 @@ def test_the_replicas_run_on_both_nodes_and_both_serve(url):
 def test_a_replica_killed_under_load_costs_503s_only_and_is_replaced(url, fill):
     bodies = mixed_bodies("fill-mask", clients=16, requests_per_client=20, seed=2)
     expected = answers_by_text(fill, bodies)
-    before = model_replicas()
-    victim = before[0]
-
-    async def load_and_kill():
+    async def load_and_kill() -> tuple:
         load = asyncio.ensure_future(run_load(url + "/fill-mask", bodies, timeout_s=60))
-        while await asyncio.to_thread(metric, url, "fastbert_requests_in_flight") < 8:  # kill with requests inside
-            await asyncio.sleep(0.05)
-        ray.kill(ray.get_actor(victim, namespace="serve"))
-        return await load
+        while True:  # kill a replica with requests inside
+            holding = [name for name in replicas() if await asyncio.to_thread(in_flight, name) >= 2]
+            if holding:
+                ray.kill(ray.get_actor(holding[0], namespace="serve"))
+                return holding[0], await load
+            await asyncio.sleep(0.02)
 
-    report = asyncio.run(load_and_kill())
+    victim, report = asyncio.run(load_and_kill())
     statuses = [r.status for r in report.replies]
     assert set(statuses) <= {200, 503} and 503 in statuses, statuses  # none timed out (0), none lost
     assert not wrong_replies(report, bodies, expected)
     refused = next(r for r in report.replies if r.status == 503)
     assert '"error_type": "unhealthy"' in refused.body
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and (victim in model_replicas() or len(model_replicas()) < 2):
+    while time.monotonic() < deadline and (victim in replicas() or len(replicas()) < 2):
         time.sleep(0.5)
-    assert victim not in model_replicas() and len(model_replicas()) == 2
+    assert victim not in replicas() and len(replicas()) == 2
     assert same_answer(post(url, "/fill-mask", {"inputs": MASKED[0]}).json(), fill(MASKED[0]))
