@@ -10,7 +10,8 @@ import statistics
 import torch
 
 from .compare import release
-from .pipeline_throughput import MODEL, TOKENIZER_VOCAB, time_pipeline
+from .end_to_end import time_passes
+from .pipeline_throughput import MODEL, TOKENIZER_VOCAB
 from .results import describe
 from .sentences import sentences
 
@@ -79,7 +80,7 @@ def run(settings) -> dict:
                 entry["systems"][system] = dict(status="skipped", reason=settings.budget.spent_reason)
                 continue
             try:
-                timed, answers[system] = time_pipeline(make_pipeline(system, task, checkpoint, settings, options),
+                timed, answers[system] = time_passes(make_pipeline(system, task, checkpoint, settings, options),
                                                        texts, profile.pipeline_passes)
             except Exception as e:  # noqa: BLE001 - recorded; the other system and tasks still run
                 timed = dict(status="failed", error=describe(e))
