@@ -1,0 +1,163 @@
+"""The model side of each task: a fastbert API loaded once per replica, and one call of it per batch.
+
+A batch holds inputs of several requests. Those whose requests asked for the same options (normalized or not, raw
+scores or not, top_k) go through one call of the API, which sorts them by length and runs them packed, so that each
+input gets what the in-process API gives it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+
+from ..cross_encoder import CrossEncoder
+from ..errors import UnsupportedModelError
+from ..model import FastBert
+from ..pipeline import pipeline
+from ..sentence_encoder import SentenceEncoder
+from ..sentence_modules import Prompts
+from ..tokenizer import TextTokenizer
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input of a request: a text, or a pair of texts (query and document, text and text pair), and the
+    options its request asked for."""
+    text: str | tuple[str, str]
+    options: tuple = ()
+
+
+@dataclass
+class TaskSpec:
+    """What the request side needs of a loaded task; a model replica sends it to the ingress."""
+    task: str
+    model_id: str
+    dtype: str
+    device: str
+    max_input_length: int        # longest input in tokens, special tokens included
+    tokenizer: TextTokenizer     # a copy of the task's own, for token counts and /tokenize
+    labels: list[str] | None = None
+    prompts: Prompts | None = None  # what the encoders put before each input (or each pair's first text)
+
+
+class Task:
+    """A task's API object and its batch call; subclasses load the API and say how to call it."""
+
+    name: ClassVar[str]
+
+    def __init__(self, api, *, model: FastBert, model_id: str, tokenizer: TextTokenizer, max_input_length: int,
+                 prompts: Prompts | None = None):
+        self.api = api
+        self.model = model
+        self.model_id = model_id
+        self.tokenizer = tokenizer
+        self.max_input_length = max_input_length
+        self.prompts = prompts
+
+    @classmethod
+    def load(cls, model: str | Path, *, device=None, dtype=None) -> Task:
+        raise NotImplementedError
+
+    def call(self, inputs: list, *options) -> list:
+        """One result per input, from one call of the API with ``options``."""
+        raise NotImplementedError
+
+    def spec(self) -> TaskSpec:
+        return TaskSpec(self.name, self.model_id, str(self.model.dtype).removeprefix("torch."), str(self.model.device),
+                        self.max_input_length, copy.deepcopy(self.tokenizer), self.model.labels, self.prompts)
+
+    def run(self, items: list[Item]) -> list:
+        """One batch: a result per item, in order."""
+        groups: dict[tuple, list[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(item.options, []).append(index)
+        results = [None] * len(items)
+        for options, indices in groups.items():
+            for index, result in zip(indices, self.call([items[i].text for i in indices], *options), strict=True):
+                results[index] = result
+        return results
+
+
+class FillMaskTask(Task):
+    name = "fill-mask"
+
+    @classmethod
+    def load(cls, model, *, device=None, dtype=None):
+        fill = pipeline("fill-mask", model=model, device=device, dtype=dtype)
+        return cls(fill, model=fill.model, model_id=str(model), tokenizer=fill.tokenizer,
+                   max_input_length=fill.model.config.max_sequence_length)
+
+    def call(self, texts, top_k):
+        results = self.api(texts, top_k=top_k, batch_size=len(texts))
+        return [results] if len(texts) == 1 else results  # the pipeline answers a list of one text like the text
+
+
+class EmbedTask(Task):
+    name = "embed"
+
+    @classmethod
+    def load(cls, model, *, device=None, dtype=None):
+        encoder = SentenceEncoder.from_pretrained(model, device=device, dtype=dtype)
+        return cls(encoder, model=encoder.model, model_id=str(model), tokenizer=encoder.tokenizer,
+                   max_input_length=encoder.max_seq_length, prompts=encoder.prompts)
+
+    def call(self, texts, normalize, prompt_name):
+        return list(self.api.encode(texts, batch_size=len(texts), normalize_embeddings=normalize,
+                                    prompt_name=prompt_name))
+
+
+class RerankTask(Task):
+    name = "rerank"
+
+    @classmethod
+    def load(cls, model, *, device=None, dtype=None):
+        cross_encoder = CrossEncoder.from_pretrained(model, device=device, dtype=dtype)
+        if cross_encoder.num_labels != 1:
+            raise UnsupportedModelError(f"rerank needs a model with one label, and {str(model)!r} has "
+                                        f"{cross_encoder.num_labels}: serve it with --task classify")
+        return cls(cross_encoder, model=cross_encoder.model, model_id=str(model), tokenizer=cross_encoder.tokenizer,
+                   max_input_length=cross_encoder.max_length, prompts=cross_encoder.prompts)
+
+    def call(self, pairs, raw_scores):
+        activation = {"activation_fn": torch.nn.Identity()} if raw_scores else {}
+        return [float(score) for score in self.api.predict(pairs, batch_size=len(pairs), **activation)]
+
+
+class ClassifyTask(Task):
+    name = "classify"
+
+    @classmethod
+    def load(cls, model, *, device=None, dtype=None):
+        classify = pipeline("text-classification", model=model, device=device, dtype=dtype)
+        return cls(classify, model=classify.model, model_id=str(model), tokenizer=classify.tokenizer,
+                   max_input_length=classify.model.config.max_sequence_length)
+
+    def call(self, inputs, raw_scores):
+        texts = [text if isinstance(text, str) else {"text": text[0], "text_pair": text[1]} for text in inputs]
+        activation = {"function_to_apply": "none"} if raw_scores else {}
+        return self.api(texts, top_k=None, batch_size=len(texts), **activation)
+
+
+class NerTask(Task):
+    name = "ner"
+
+    @classmethod
+    def load(cls, model, *, device=None, dtype=None):
+        ner = pipeline("token-classification", model=model, device=device, dtype=dtype, aggregation_strategy="simple")
+        return cls(ner, model=ner.model, model_id=str(model), tokenizer=ner.tokenizer, max_input_length=ner.length)
+
+    def call(self, texts):
+        return self.api(texts, batch_size=len(texts))
+
+
+TASKS = {task.name: task for task in (EmbedTask, RerankTask, ClassifyTask, FillMaskTask, NerTask)}
+
+
+def load_task(task: str, model: str | Path, *, device=None, dtype=None) -> Task:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return TASKS[task].load(model, device=device, dtype=dtype)
