@@ -322,11 +322,11 @@ class FastBert(nn.Module):
                  for rows in reads if rows is not Rows.TOKENS}
         if prune:
             out = self.layers[-1].at_rows(x, torch.cat(list(index.values())), attend_rows, self.ops)
-            last = LastLayer(None, dict(zip(index, out.split([len(i) for i in index.values()]))))
+            tokens, at_rows = None, dict(zip(index, out.split([len(i) for i in index.values()])))
         else:
             flat = x.reshape(-1, x.shape[-1])
-            last = LastLayer(x, {rows: flat.index_select(0, i) for rows, i in index.items()})
-        last.key_mask, last.cu_seqlens = layout.key_mask, layout.cu_seqlens
+            tokens, at_rows = x, {rows: flat.index_select(0, i) for rows, i in index.items()}
+        last = LastLayer(tokens, at_rows, layout.key_mask, layout.cu_seqlens)
         hidden = self.hidden_rows()
         outputs = {"last_hidden_state": last.at(hidden)} if hidden is not None else {}
         for head in self.attached_heads():
