@@ -66,9 +66,9 @@ class CrossEncoder:
         ``prompt`` (else the one named ``prompt_name``, else the default) goes before each first text."""
         inputs = text_inputs.pairs(pairs)
         prefix = self.prompts.resolve(prompt, prompt_name)
-        if inputs.firsts:
-            encodings = self.tokenizer.encode([prefix + text for text in inputs.firsts], self.max_length,
-                                              pairs=inputs.seconds)
+        if inputs.items:
+            encodings = self.tokenizer.encode([prefix + first for first, _ in inputs.items], self.max_length,
+                                              pairs=[second for _, second in inputs.items])
             logits = run_by_length(encodings, batch_size, self.model.config.pad_token_id, self._logits,
                                    progress=show_progress(show_progress_bar))
         else:
@@ -92,12 +92,10 @@ class CrossEncoder:
                                         "score the pairs with predict")
         if top_k is not None and top_k < 1:
             raise InputError(f"top_k must be at least 1, got {top_k}")
-        if not isinstance(query, str):
-            raise InputError(f"the query is a {type(query).__name__}; it must be a str")
-        listed = text_inputs.texts(documents)
-        if listed.single:
-            raise InputError("documents must be a list of texts, got one str")
-        documents = listed.texts
+        text_inputs.check_string(query, "the query")
+        if not text_inputs.is_list(documents):
+            raise InputError(f"documents must be a list of texts, got {text_inputs.described(documents)}")
+        documents = text_inputs.checked(documents, allow_empty=True).items
         scores = self.predict([(query, document) for document in documents], batch_size=batch_size,
                               activation_fn=activation_fn, show_progress_bar=show_progress_bar,
                               prompt_name=prompt_name, prompt=prompt).tolist()

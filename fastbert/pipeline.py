@@ -20,7 +20,7 @@ from .heads.masked_lm import MaskedLMHead
 from .hub import CheckpointSource
 from .model import FastBert
 from .pipelines import PIPELINES, TaskPipeline
-from .pipelines.texts import checked, excerpt
+from .text_inputs import checked, excerpt
 from .tokenizer import TextTokenizer
 
 TASKS = ("fill-mask", *PIPELINES)

@@ -63,13 +63,13 @@ class SentenceEncoder:
         the model's device with ``convert_to_tensor``. ``prompt`` (else the prompt named ``prompt_name``, else the
         checkpoint's default prompt) goes before each text. ``show_progress_bar``: None shows one when fastbert
         logs at INFO level, as sentence-transformers decides."""
-        inputs = text_inputs.texts(sentences)
+        inputs = text_inputs.checked(sentences, allow_empty=True)
         prefix = self.prompts.resolve(prompt, prompt_name)
         if prefix and not self.include_prompt:
             raise UnsupportedModelError("this checkpoint's Pooling leaves the prompt's tokens out (include_prompt="
                                         "false), which fastbert does not run; encode without a prompt")
-        if inputs.texts:
-            encodings = self.tokenizer.encode([prefix + text for text in inputs.texts], self.max_seq_length)
+        if inputs.items:
+            encodings = self.tokenizer.encode([prefix + text for text in inputs.items], self.max_seq_length)
             embeddings = run_by_length(encodings, batch_size, self.model.config.pad_token_id, self._embed,
                                        progress=show_progress(show_progress_bar))
         else:

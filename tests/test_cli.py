@@ -1,7 +1,6 @@
 """The ``fastbert`` command, end to end in a subprocess, on a tiny BERT with MiniLM's WordPiece tokenizer."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,24 +12,14 @@ import fastbert
 from fastbert.cli import main
 from fastbert.weights import FASTBERT_WEIGHTS
 from tests.checkpoints import checksums, save_bert_with_minilm_tokenizer
+from tests.command_runs import ENVIRONMENT, REPO_ROOT, fastbert_command
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["Paris is the [MASK] of France.", "The capital of Italy is [MASK], and the capital of Spain is [MASK]."]
 
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory, minilm_path):
     return save_bert_with_minilm_tokenizer(tmp_path_factory.mktemp("cli_bert"))
-
-
-# the hub unreachable, and no GPU visible, so that the CUDA devices are absent on every machine
-ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
-
-
-def fastbert_command(*args, stdin: str = ""):
-    """``fastbert ARGS`` run as a user runs it, in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "fastbert.cli", *map(str, args)], input=stdin, capture_output=True,
-                          text=True, timeout=120, cwd=REPO_ROOT, env=ENVIRONMENT)
 
 
 def assert_refused(run: subprocess.CompletedProcess, cause: str) -> None:

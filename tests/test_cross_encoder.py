@@ -124,8 +124,8 @@ def test_empty_input_gives_an_empty_result(reranker):
     ([("a", "b", "c")], "pair 0 is .*; a pair is two texts"),
     ([("a", "b"), "not a pair"], "pair 1 is 'not a pair'; a pair is two texts"),
     (["a", "b", "c"], r"the pair is \['a', 'b', 'c'\]; a pair is two texts"),
-    ([("a", 2)], "pair 0 holds str, int; both texts must be str"),
-    ("a text", "pairs must be given as a list, got a str"),
+    ([("a", 2)], "pair 0's second text is int 2, not a string"),
+    ("a text", "pairs must be given as a list, got str 'a text'"),
 ])
 def test_pairs_that_are_not_pairs_are_refused(reranker, bad, message):
     with pytest.raises(InputError, match=message):
@@ -134,11 +134,11 @@ def test_pairs_that_are_not_pairs_are_refused(reranker, bad, message):
 
 def test_bad_rank_arguments_are_refused(tmp_path):
     ours = CrossEncoder.from_pretrained(save_cross_encoder(tmp_path / "ce", "bert", 1), device="cpu")
-    with pytest.raises(InputError, match="documents must be a list of texts, got one str"):
+    with pytest.raises(InputError, match="documents must be a list of texts, got str 'one document'"):
         ours.rank(QUERY, "one document")
-    with pytest.raises(InputError, match="text 1 is a int"):
+    with pytest.raises(InputError, match="text 1 is int 1, not a string"):
         ours.rank(QUERY, ["a", 1])
-    with pytest.raises(InputError, match="the query is a list"):
+    with pytest.raises(InputError, match=r"the query is list \['.*'\], not a string"):
         ours.rank([QUERY], ["a"])
     with pytest.raises(InputError, match="top_k must be at least 1"):
         ours.rank(QUERY, ["a"], top_k=0)

@@ -178,7 +178,7 @@ def test_truncation_keeps_the_nesting_when_every_mask_is_kept(checkpoint, ours):
 
 @pytest.mark.parametrize("inputs", [None, 42, b"a [MASK]", ["a [MASK]", None], [["a [MASK]"]]], ids=repr)
 def test_inputs_that_are_not_texts_are_input_errors(ours, inputs):
-    with pytest.raises(InputError, match="is (None|int '42'|list .*), not a string|is bytes, not a string"):
+    with pytest.raises(InputError, match="is (None|int 42|list .*), not a string|is bytes, not a string"):
         ours(inputs)
 
 

@@ -1,21 +1,14 @@
 """``fastbert embed`` and ``fastbert rerank``, end to end in subprocesses, against the Python API."""
 
-import fcntl
 import json
-import os
-import pty
-import struct
-import subprocess
-import sys
-import termios
 
 import numpy as np
 import pytest
 import torch
 
 from fastbert import CrossEncoder, SentenceEncoder
+from tests.command_runs import fastbert_command, fastbert_command_on_a_terminal
 from tests.sentence_checkpoints import save_cross_encoder, save_encoder, save_sentence_transformer
-from tests.test_cli import REPO_ROOT, fastbert_command
 
 TEXTS = ["Paris is the capital of France.", "Berlin is the capital of Germany.", "I like apples."]
 QUERY = "capital of France"
@@ -112,29 +105,8 @@ def test_progress_bar_on_a_terminal_for_long_inputs(embedder, reranker, command)
     """With stderr a terminal: a bar for more texts than one batch, none for one batch; never on stdout."""
     model, head = (embedder, []) if command == "embed" else (reranker, [QUERY])
     for batch_size, shown in (("2", True), ("32", False)):
-        leader, follower = pty.openpty()
-        # a terminal 120 columns wide (a new pseudo-terminal has 0, where tqdm draws nothing)
-        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-        run = subprocess.run([sys.executable, "-m", "fastbert.cli", command, *head, *TEXTS, "--model", str(model),
-                              "--device", "cpu", "--batch-size", batch_size], stdout=subprocess.PIPE,
-                             stderr=follower, text=True, timeout=120, cwd=REPO_ROOT,
-                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
-        os.close(follower)
-        stderr = read_all(leader)
-        assert run.returncode == 0, stderr
-        assert (f"{len(TEXTS)}/{len(TEXTS)}" in stderr) == shown, stderr
+        run = fastbert_command_on_a_terminal(command, *head, *TEXTS, "--model", model, "--device", "cpu",
+                                             "--batch-size", batch_size)
+        assert run.returncode == 0, run.stderr
+        assert (f"{len(TEXTS)}/{len(TEXTS)}" in run.stderr) == shown, run.stderr
         assert "text/s" not in run.stdout
-
-
-def read_all(fd: int) -> str:
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # the terminal's other end is closed: all was read
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks).decode(errors="replace")

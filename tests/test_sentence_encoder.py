@@ -197,11 +197,11 @@ def test_empty_list_gives_an_empty_result(encoders):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ([TEXTS[0], 3], r"text 1 is a int \(3\); texts must be str"),
-    ([None], "text 0 is a NoneType"),
-    ([b"bytes"], "text 0 is a bytes"),
-    (42, "texts must be given as a list, got a int"),
-    ({"text": "a"}, "texts must be given as a list, got a dict"),
+    ([TEXTS[0], 3], "text 1 is int 3, not a string"),
+    ([None], "text 0 is None, not a string"),
+    ([b"bytes"], "text 0 is bytes, not a string: decode it first"),
+    (42, "the text is int 42, not a string"),
+    ({"text": "a"}, r"the text is dict \{'text': 'a'\}, not a string"),
 ])
 def test_non_string_texts_are_refused(encoders, bad, message):
     with pytest.raises(InputError, match=message):

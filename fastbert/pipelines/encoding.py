@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from tokenizers import Encoding
 
 from ..errors import InputError
+from ..text_inputs import Texts, excerpt
 from ..tokenizer import TextTokenizer
-from .texts import Texts, excerpt
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from ..heads import NO_HEAD
 from .base import TaskPipeline
 from ..batching import TokenBatch, in_length_order
 from .encoding import Truncation, encode
-from .texts import checked
+from ..text_inputs import checked
 
 TOKENIZE_KWARGS = ("truncation", "max_length")
 

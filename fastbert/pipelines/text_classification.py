@@ -18,7 +18,7 @@ from .base import TaskPipeline
 from ..batching import TokenBatch, in_length_order
 from .encoding import Truncation, encode
 from .scores import sigmoid, softmax
-from .texts import check_text, checked
+from ..text_inputs import check_text, checked
 
 FUNCTIONS = ("sigmoid", "softmax", "none")
 PAIR_KEYS = ("text", "text_pair")

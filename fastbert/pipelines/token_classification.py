@@ -20,7 +20,7 @@ from .base import TaskPipeline
 from ..batching import TokenBatch, in_length_order
 from .encoding import encode
 from .scores import softmax
-from .texts import checked
+from ..text_inputs import checked
 
 SLOW_TOKENIZER_ERROR = ('Slow tokenizers cannot handle subwords. Please set the `aggregation_strategy` option to '
                         '`"simple"` or use a fast tokenizer.')

@@ -49,12 +49,12 @@ class Task:
 
     name: ClassVar[str]
 
-    def __init__(self, api, *, model: FastBert, model_id: str, tokenizer: TextTokenizer, max_input_length: int,
-                 prompts: Prompts | None = None):
+    def __init__(self, api, model_id: str, max_input_length: int, prompts: Prompts | None = None):
+        """``api``: a pipeline or sentence encoder, whose ``model`` and ``tokenizer`` the task serves."""
         self.api = api
-        self.model = model
+        self.model: FastBert = api.model
         self.model_id = model_id
-        self.tokenizer = tokenizer
+        self.tokenizer: TextTokenizer = api.tokenizer
         self.max_input_length = max_input_length
         self.prompts = prompts
 
@@ -88,8 +88,7 @@ class FillMaskTask(Task):
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
         fill = pipeline("fill-mask", model=model, device=device, dtype=dtype)
-        return cls(fill, model=fill.model, model_id=str(model), tokenizer=fill.tokenizer,
-                   max_input_length=fill.model.config.max_sequence_length)
+        return cls(fill, str(model), fill.model.config.max_sequence_length)
 
     def call(self, texts, top_k):
         results = self.api(texts, top_k=top_k, batch_size=len(texts))
@@ -102,8 +101,7 @@ class EmbedTask(Task):
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
         encoder = SentenceEncoder.from_pretrained(model, device=device, dtype=dtype)
-        return cls(encoder, model=encoder.model, model_id=str(model), tokenizer=encoder.tokenizer,
-                   max_input_length=encoder.max_seq_length, prompts=encoder.prompts)
+        return cls(encoder, str(model), encoder.max_seq_length, encoder.prompts)
 
     def call(self, texts, normalize, prompt_name):
         return list(self.api.encode(texts, batch_size=len(texts), normalize_embeddings=normalize,
@@ -119,8 +117,7 @@ class RerankTask(Task):
         if cross_encoder.num_labels != 1:
             raise UnsupportedModelError(f"rerank needs a model with one label, and {str(model)!r} has "
                                         f"{cross_encoder.num_labels}: serve it with --task classify")
-        return cls(cross_encoder, model=cross_encoder.model, model_id=str(model), tokenizer=cross_encoder.tokenizer,
-                   max_input_length=cross_encoder.max_length, prompts=cross_encoder.prompts)
+        return cls(cross_encoder, str(model), cross_encoder.max_length, cross_encoder.prompts)
 
     def call(self, pairs, raw_scores):
         activation = {"activation_fn": torch.nn.Identity()} if raw_scores else {}
@@ -133,8 +130,7 @@ class ClassifyTask(Task):
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
         classify = pipeline("text-classification", model=model, device=device, dtype=dtype)
-        return cls(classify, model=classify.model, model_id=str(model), tokenizer=classify.tokenizer,
-                   max_input_length=classify.model.config.max_sequence_length)
+        return cls(classify, str(model), classify.model.config.max_sequence_length)
 
     def call(self, inputs, raw_scores):
         texts = [text if isinstance(text, str) else {"text": text[0], "text_pair": text[1]} for text in inputs]
@@ -148,7 +144,7 @@ class NerTask(Task):
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
         ner = pipeline("token-classification", model=model, device=device, dtype=dtype, aggregation_strategy="simple")
-        return cls(ner, model=ner.model, model_id=str(model), tokenizer=ner.tokenizer, max_input_length=ner.length)
+        return cls(ner, str(model), ner.length)
 
     def call(self, texts):
         return self.api(texts, batch_size=len(texts))

@@ -6,8 +6,8 @@ import pytest
 
 import fastbert
 from tests.checkpoints import save_bert_with_minilm_tokenizer
+from tests.command_runs import fastbert_command, fastbert_command_on_a_terminal
 from tests.pipelines.conftest import SENTIMENT, TEXTS, labelled
-from tests.test_cli import fastbert_command
 
 CPU = ("--device", "cpu")
 
@@ -53,11 +53,17 @@ def test_top_k_lists_each_texts_labels_best_first(checkpoint):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_many_texts_show_a_progress_bar_on_stderr(checkpoint):
-    texts = [f"text number {i}" for i in range(300)]
-    run = fastbert_command("classify", "--model", checkpoint, "--json", *CPU, stdin="\n".join(texts))
-    assert run.returncode == 0, run.stderr
-    assert len(json.loads(run.stdout)) == 300 and "300/300" in run.stderr
+def test_progress_bar_on_a_terminal_for_more_texts_than_a_batch(checkpoint):
+    """The rule of every command (embed's and rerank's tests show it too): a bar when stderr is a terminal and the
+    texts fill more than one batch; none for one batch, none into a pipe; never on stdout."""
+    texts = "\n".join(f"text number {i}" for i in range(12))
+    for batch_size, shown in (("4", True), ("32", False)):
+        run = fastbert_command_on_a_terminal("classify", "--model", checkpoint, "--json", *CPU, "--batch-size",
+                                             batch_size, stdin=texts)
+        assert run.returncode == 0, run.stderr
+        assert len(json.loads(run.stdout)) == 12 and ("12/12" in run.stderr) == shown, run.stderr
+    piped = fastbert_command("classify", "--model", checkpoint, "--json", *CPU, "--batch-size", "4", stdin=texts)
+    assert piped.returncode == 0 and "12/12" not in piped.stderr, piped.stderr
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -6,8 +6,8 @@ import pytest
 
 import fastbert
 from tests.checkpoints import save_bert_with_minilm_tokenizer
+from tests.command_runs import fastbert_command
 from tests.pipelines.conftest import BIO, TEXTS, labelled
-from tests.test_cli import fastbert_command
 
 CPU = ("--device", "cpu")
 

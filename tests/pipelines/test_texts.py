@@ -12,7 +12,7 @@ BAD_TEXTS = [
     ("", "the text is empty"),
     ("  \n", r"the text is only whitespace \('  \\n'\)"),
     (None, "the text is None, not a string"),
-    (42, "the text is int '42', not a string"),
+    (42, "the text is int 42, not a string"),
     (b"bytes", "the text is bytes, not a string: decode it first"),
     ([], "no texts: give a text or a non-empty list of texts"),
     (["fine", None], "text 1 is None, not a string"),
