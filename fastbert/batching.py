@@ -7,6 +7,7 @@ import logging
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,6 +38,13 @@ def check_batch_size(batch_size) -> int:
     return check_count("batch_size", batch_size, least=1)
 
 
+class Tokens(NamedTuple):
+    """An input as tokenized for the model (special tokens added, cut to its length): all that ``TokenBatch`` reads
+    of a tokenizer's Encoding, and small enough to send between processes."""
+    ids: list[int]
+    type_ids: list[int]
+
+
 @dataclass
 class TokenBatch:
     """Right-padded [B, S] int64 arrays, as FastBert takes them (host numpy: checked and staged without copies)."""
@@ -45,7 +53,7 @@ class TokenBatch:
     token_type_ids: np.ndarray
 
     @classmethod
-    def padded(cls, encodings: Sequence[Encoding], pad_id: int) -> TokenBatch:
+    def padded(cls, encodings: Sequence[Encoding | Tokens], pad_id: int) -> TokenBatch:
         lengths = [len(e.ids) for e in encodings]
         shape = (len(encodings), max(lengths))
         input_ids = np.full(shape, pad_id, dtype=np.int64)
@@ -70,7 +78,7 @@ def by_length(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def run_by_length(encodings: Sequence[Encoding], batch_size: int, pad_id: int,
+def run_by_length(encodings: Sequence[Encoding | Tokens], batch_size: int, pad_id: int,
                   forward: Callable[[TokenBatch], torch.Tensor], *, progress: bool = False) -> torch.Tensor:
     """``forward`` on padded batches of ``encodings`` (see ``by_length``), its [b, ...] rows concatenated in the
     order of ``encodings``, on forward's device. ``progress``: a progress bar on stderr, counting texts."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
+from tokenizers import Encoding
 
 from . import sentence_checkpoint, text_inputs
-from .batching import TokenBatch, run_by_length, show_progress
+from .batching import TokenBatch, Tokens, run_by_length, show_progress
 from .errors import CheckpointError, InputError, UnsupportedModelError
 from .heads import SequenceClassificationHead
 from .model import FastBert
@@ -66,21 +67,28 @@ class CrossEncoder:
         ``prompt`` (else the one named ``prompt_name``, else the default) goes before each first text."""
         inputs = text_inputs.pairs(pairs)
         prefix = self.prompts.resolve(prompt, prompt_name)
-        if inputs.items:
-            encodings = self.tokenizer.encode([prefix + first for first, _ in inputs.items], self.max_length,
-                                              pairs=[second for _, second in inputs.items])
-            logits = run_by_length(encodings, batch_size, self.model.config.pad_token_id, self._logits,
-                                   progress=show_progress(show_progress_bar))
-        else:
-            logits = torch.empty(0, self.num_labels, device=self.model.device)
-        scores = (self.activation_fn if activation_fn is None else activation_fn)(logits)
-        if self.num_labels == 1:
-            scores = scores.squeeze(-1)
-        elif apply_softmax:
+        encodings = self.tokenizer.encode([prefix + first for first, _ in inputs.items], self.max_length,
+                                          pairs=[second for _, second in inputs.items])
+        scores = self.predict_tokens(encodings, batch_size=batch_size, activation_fn=activation_fn,
+                                     show_progress_bar=show_progress_bar)
+        if apply_softmax and self.num_labels > 1:
             scores = torch.softmax(scores, dim=1)
         if not convert_to_tensor:
             scores = scores.cpu().numpy()
         return scores[0] if inputs.single else scores
+
+    def predict_tokens(self, tokens: Sequence[Encoding | Tokens], *, batch_size: int = 32,
+                       activation_fn: Callable | None = None, show_progress_bar: bool | None = None) -> torch.Tensor:
+        """Scores, on the model's device ([N] for one label, else [N, L]), of pairs this cross-encoder's tokenizer
+        has already tokenized (prompt and truncation included): a server's replicas run what its request side
+        tokenized, once. ``activation_fn`` as in ``predict``."""
+        if tokens:
+            logits = run_by_length(tokens, batch_size, self.model.config.pad_token_id, self._logits,
+                                   progress=show_progress(show_progress_bar))
+        else:
+            logits = torch.empty(0, self.num_labels, device=self.model.device)
+        scores = (self.activation_fn if activation_fn is None else activation_fn)(logits)
+        return scores.squeeze(-1) if self.num_labels == 1 else scores
 
     def rank(self, query: str, documents, *, top_k: int | None = None, return_documents: bool = False,
              batch_size: int = 32, show_progress_bar: bool | None = None, activation_fn: Callable | None = None,

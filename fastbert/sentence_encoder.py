@@ -9,11 +9,14 @@ sequence buckets would).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
+from tokenizers import Encoding
 
 from . import sentence_checkpoint, text_inputs
-from .batching import TokenBatch, run_by_length, show_progress
+from .batching import TokenBatch, Tokens, run_by_length, show_progress
 from .errors import UnsupportedModelError
 from .heads import NO_HEAD, SentenceEmbeddingHead
 from .model import FastBert
@@ -68,17 +71,22 @@ class SentenceEncoder:
         if prefix and not self.include_prompt:
             raise UnsupportedModelError("this checkpoint's Pooling leaves the prompt's tokens out (include_prompt="
                                         "false), which fastbert does not run; encode without a prompt")
-        if inputs.items:
-            encodings = self.tokenizer.encode([prefix + text for text in inputs.items], self.max_seq_length)
-            embeddings = run_by_length(encodings, batch_size, self.model.config.pad_token_id, self._embed,
-                                       progress=show_progress(show_progress_bar))
-        else:
-            embeddings = torch.empty(0, self.embedding_dimension, device=self.model.device)
-        if normalize_embeddings:
-            embeddings = F.normalize(embeddings, p=2, dim=-1)
+        encodings = self.tokenizer.encode([prefix + text for text in inputs.items], self.max_seq_length)
+        embeddings = self.encode_tokens(encodings, batch_size=batch_size, normalize_embeddings=normalize_embeddings,
+                                        show_progress_bar=show_progress_bar)
         if not convert_to_tensor:
             embeddings = embeddings.cpu().numpy()
         return embeddings[0] if inputs.single else embeddings
+
+    def encode_tokens(self, tokens: Sequence[Encoding | Tokens], *, batch_size: int = 32,
+                      normalize_embeddings: bool = False, show_progress_bar: bool | None = None) -> torch.Tensor:
+        """fp32 [N, D] embeddings, on the model's device, of inputs this encoder's tokenizer has already tokenized
+        (prompt and truncation included): a server's replicas run what its request side tokenized, once."""
+        if not tokens:
+            return torch.empty(0, self.embedding_dimension, device=self.model.device)
+        embeddings = run_by_length(tokens, batch_size, self.model.config.pad_token_id, self._embed,
+                                   progress=show_progress(show_progress_bar))
+        return F.normalize(embeddings, p=2, dim=-1) if normalize_embeddings else embeddings
 
     def similarity(self, a, b) -> torch.Tensor:
         """[N, M] scores of every embedding of ``a`` against every one of ``b`` by the checkpoint's

@@ -9,11 +9,15 @@ calls a model replica, and the throughput benchmark one that calls a batcher in 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from tokenizers import Tokenizer
+
 from .. import __version__
+from ..batching import Tokens
 from ..errors import InputError
 from . import fields
 from .batcher import Overloaded
@@ -43,6 +47,11 @@ class Frontend:
         self.submit = submit
         self.tokenizer = spec.tokenizer.backend
         self.tokenizer.no_truncation()  # whole inputs: their length decides 413 or truncation
+        # where the model reads tokens, the inputs it runs: cut to its length as its own tokenizer cuts them
+        self.reader = Tokenizer.from_str(self.tokenizer.to_str()) if spec.reads_tokens else None
+        if self.reader is not None:
+            self.reader.no_padding()
+            self.reader.enable_truncation(spec.max_input_length)
 
     async def embed(self, body) -> list[list[float]]:
         """Each text's embedding, normalized unless ``normalize`` is false, after the prompt ``prompt_name`` names
@@ -51,7 +60,7 @@ class Frontend:
         texts, _ = fields.texts(body, "inputs")
         normalize = fields.flag(body, "normalize", True)
         prompt_name = fields.optional_text(body, "prompt_name")
-        answers = await self._run(texts, (normalize, prompt_name), truncate=fields.flag(body, "truncate", False),
+        answers = await self._run(texts, (normalize,), truncate=fields.flag(body, "truncate", False),
                                   prefix=self._prompt(prompt_name))
         return [row.tolist() for row in answers.results]
 
@@ -60,7 +69,7 @@ class Frontend:
         body = self._body(body, "embed", "/v1/embeddings")
         texts, _ = fields.texts(body, "input")
         encoding = fields.choice(body, "encoding_format", "float", ("float", "base64"))
-        answers = await self._run(texts, (True, None), truncate=False, prefix=self._prompt(None))
+        answers = await self._run(texts, (True,), truncate=False, prefix=self._prompt(None))
         data = [{"object": "embedding", "index": index, "embedding": (
             row.tolist() if encoding == "float" else base64.b64encode(row.astype("<f4").tobytes()).decode())}
             for index, row in enumerate(answers.results)]
@@ -155,19 +164,24 @@ class Frontend:
         """Results of ``inputs`` from the batcher, once they pass the limits (and ``check(inputs, encodings)``).
         ``prefix``: the prompt the model will put before each text (a pair's first), counted in its tokens."""
         self._check_count(inputs)
-        encodings = self.tokenizer.encode_batch(
-            [prefix + text if isinstance(text, str) else (prefix + text[0], text[1]) for text in inputs])
+        texts = [prefix + text if isinstance(text, str) else (prefix + text[0], text[1]) for text in inputs]
+        # tokenizers release the GIL: in a worker thread, requests tokenize side by side while the event loop goes on
+        encodings = await asyncio.to_thread((self.reader or self.tokenizer).encode_batch, texts)
         limit = self.spec.max_input_length
         tokens = []
         for index, encoding in enumerate(encodings):
-            if len(encoding) > limit and not truncate:
-                raise too_large(f"{_which(index, inputs)} has {len(encoding)} tokens, more than the {limit} this "
+            if (len(encoding) > limit or encoding.overflowing) and not truncate:
+                whole = len(self.tokenizer.encode(*texts[index]) if isinstance(texts[index], tuple) else
+                            self.tokenizer.encode(texts[index]))
+                raise too_large(f"{_which(index, inputs)} has {whole} tokens, more than the {limit} this "
                                 f"model reads: shorten it, or send `truncate: true` to cut it")
             tokens.append(min(len(encoding), limit))
         if check is not None:
             check(inputs, encodings)
+        items = [Item(text, options, Tokens(encoding.ids, encoding.type_ids) if self.reader else None)
+                 for text, encoding in zip(inputs, encodings)]
         try:
-            results = await self.submit([Item(text, options) for text in inputs], tokens)
+            results = await self.submit(items, tokens)
         except RequestError:
             raise
         except Overloaded as error:

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import torch
 
+from ..batching import Tokens
 from ..cross_encoder import CrossEncoder
 from ..errors import UnsupportedModelError
 from ..model import FastBert
@@ -29,6 +30,7 @@ class Item:
     options its request asked for."""
     text: str | tuple[str, str]
     options: tuple = ()
+    tokens: Tokens | None = None  # the input as the model reads it, where the task reads tokens (Task.reads_tokens)
 
 
 @dataclass
@@ -42,12 +44,16 @@ class TaskSpec:
     tokenizer: TextTokenizer     # a copy of the task's own, for token counts and /tokenize
     labels: list[str] | None = None
     prompts: Prompts | None = None  # what the encoders put before each input (or each pair's first text)
+    reads_tokens: bool = False      # whether the model side runs each item's tokens (Item.tokens) as they come
 
 
 class Task:
     """A task's API object and its batch call; subclasses load the API and say how to call it."""
 
     name: ClassVar[str]
+    # The encoders run inputs as the request side tokenized them (prompt and truncation included), so that a text is
+    # tokenized once; the pipelines need their texts, for words, offsets and masks.
+    reads_tokens: ClassVar[bool] = False
 
     def __init__(self, api, model_id: str, max_input_length: int, prompts: Prompts | None = None):
         """``api``: a pipeline or sentence encoder, whose ``model`` and ``tokenizer`` the task serves."""
@@ -68,7 +74,8 @@ class Task:
 
     def spec(self) -> TaskSpec:
         return TaskSpec(self.name, self.model_id, str(self.model.dtype).removeprefix("torch."), str(self.model.device),
-                        self.max_input_length, copy.deepcopy(self.tokenizer), self.model.labels, self.prompts)
+                        self.max_input_length, copy.deepcopy(self.tokenizer), self.model.labels, self.prompts,
+                        self.reads_tokens)
 
     def run(self, items: list[Item]) -> list:
         """One batch: a result per item, in order."""
@@ -77,9 +84,18 @@ class Task:
             groups.setdefault(item.options, []).append(index)
         results = [None] * len(items)
         for options, indices in groups.items():
-            for index, result in zip(indices, self.call([items[i].text for i in indices], *options), strict=True):
+            inputs = [self._input(items[i]) for i in indices]
+            for index, result in zip(indices, self.call(inputs, *options), strict=True):
                 results[index] = result
         return results
+
+
+    def _input(self, item: Item):
+        if not self.reads_tokens:
+            return item.text
+        if item.tokens is None:
+            raise ValueError(f"the {self.name} task runs tokenized inputs, and an item came without its tokens")
+        return item.tokens
 
 
 class FillMaskTask(Task):
@@ -97,19 +113,21 @@ class FillMaskTask(Task):
 
 class EmbedTask(Task):
     name = "embed"
+    reads_tokens = True
 
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
         encoder = SentenceEncoder.from_pretrained(model, device=device, dtype=dtype)
         return cls(encoder, str(model), encoder.max_seq_length, encoder.prompts)
 
-    def call(self, texts, normalize, prompt_name):
-        return list(self.api.encode(texts, batch_size=len(texts), normalize_embeddings=normalize,
-                                    prompt_name=prompt_name))
+    def call(self, tokens, normalize):
+        embeddings = self.api.encode_tokens(tokens, batch_size=len(tokens), normalize_embeddings=normalize)
+        return list(embeddings.cpu().numpy())
 
 
 class RerankTask(Task):
     name = "rerank"
+    reads_tokens = True
 
     @classmethod
     def load(cls, model, *, device=None, dtype=None):
@@ -119,9 +137,9 @@ class RerankTask(Task):
                                         f"{cross_encoder.num_labels}: serve it with --task classify")
         return cls(cross_encoder, str(model), cross_encoder.max_length, cross_encoder.prompts)
 
-    def call(self, pairs, raw_scores):
+    def call(self, tokens, raw_scores):
         activation = {"activation_fn": torch.nn.Identity()} if raw_scores else {}
-        return [float(score) for score in self.api.predict(pairs, batch_size=len(pairs), **activation)]
+        return self.api.predict_tokens(tokens, batch_size=len(tokens), **activation).tolist()
 
 
 class ClassifyTask(Task):
