@@ -13,6 +13,7 @@ import math
 import numpy as np
 import torch
 
+from .ops import device_inputs
 from .packing import PackedBatch
 
 PADDED, PACKED = "padded", "packed"
@@ -62,17 +63,12 @@ def views(buffer, key: tuple) -> dict:
 
 def stage_padded(v: dict, input_ids, attention_mask, token_type_ids, logits_rows, pad_id: int) -> None:
     """[B, S] inputs into a padded buffer's views; ``logits_rows`` are flat indices into [B, S]. Numpy arrays into
-    a host buffer's views, or device tensors into a device buffer's: every write is an item assignment, which both
-    take (on the device, one small copy or fill each, with no sync)."""
+    a host buffer's views, or device tensors into a device buffer's (one kernel, and for the rows a few small
+    copies, with no sync)."""
     seq_b = v["ids"].shape[1]
     batch, seq_len = input_ids.shape
-    v["ids"][...] = pad_id
-    v["ids"][:batch, :seq_len] = input_ids
-    v["mask"][...] = 0
-    v["mask"][:batch, :seq_len] = attention_mask if attention_mask is not None else 1
-    v["types"][...] = 0
-    if token_type_ids is not None:
-        v["types"][:batch, :seq_len] = token_type_ids
+    stage = device_inputs.stage_padded if isinstance(input_ids, torch.Tensor) else device_inputs.stage_padded_reference
+    stage(v, input_ids, attention_mask, token_type_ids, pad_id)
     if len(v["rows"]):
         v["rows"][...] = 0
         # flat indices are into [B, S]; the buffer's tokens are laid out [batch_b, seq_b]

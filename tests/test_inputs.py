@@ -36,3 +36,29 @@ def test_every_binary_mask_type_answers_alike(model):
     expected = model(ids, attention_mask=mask).last_hidden_state
     for same in (mask.bool(), mask.float(), mask.numpy().astype(np.uint8), mask.numpy().astype(bool), mask.tolist()):
         torch.testing.assert_close(model(ids, attention_mask=same).last_hidden_state, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("ids, mask, types, message", [
+    ([[2, 5, 3]], [[1.0, 0.5, 0.0]], None, r"attention_mask must hold only 1 \(token\) and 0 \(padding\), got 0.5"),
+    ([[2, 5, 3]], [[1, -1, 0]], None, r"attention_mask must hold only 1 \(token\) and 0 \(padding\), got -1"),
+    ([[2, -5, 3]], None, None, "input_ids holds -5: negative ids are not valid"),
+    ([[2, 10**6, 3]], None, None, "input_ids holds 1000000, outside the vocabulary"),
+    ([[2, 5, 3]], None, [[0, 9, 0]], "token_type_ids holds 9, outside the token type table"),
+], ids=["half", "minus-one", "negative-id", "id-past-vocabulary", "type-past-table"])
+def test_device_inputs_are_refused_as_host_inputs_are(model, ids, mask, types, message):
+    """The checks of inputs on a GPU read their values back in one transfer (one kernel); they run here on the CPU
+    under the interpreter, and refuse what the host checks refuse, with the same message."""
+    from fastbert.inputs import _check_device_values
+
+    ids = torch.tensor(ids)
+    mask = torch.tensor(mask) if mask is not None else None
+    types = torch.tensor(types) if types is not None else None
+    with pytest.raises(InputError, match=message):
+        _check_device_values(model.config, ids, mask, types, None)
+    with pytest.raises(InputError, match=message):
+        model(ids, attention_mask=mask, token_type_ids=types)
+    select = torch.zeros_like(ids, dtype=torch.bool)
+    select[0, 1:] = True
+    if message.startswith("attention_mask"):  # the count of selected positions comes back with the checks
+        ok = torch.tensor([[1, 1, 0]])
+        assert _check_device_values(model.config, ids, ok, types, select) == 2
