@@ -1,4 +1,5 @@
-"""PNG plots from result JSON (matplotlib, Agg backend): normalized batch-1 latency, and throughput."""
+"""PNG plots from result JSON (matplotlib, Agg backend): normalized batch-1 latency, throughput, and fastbert's
+speedup in each task workload."""
 
 from __future__ import annotations
 
@@ -78,6 +79,54 @@ def throughput_plot(data: dict, path: Path) -> Path | None:
     return save(fig, path)
 
 
+def workload_speedups(data: dict) -> list[tuple[str, float]]:
+    """(workload and peer, peer time / fastbert time) for every task section of a result that has both."""
+    bars = []
+    for section, unit in (("embed", "embeddings"), ("rerank", "reranking")):
+        for peer, ratio in data.get(section, {}).get("speedup", {}).items():
+            bars.append((f"{unit} vs {peer}", ratio))
+    for task, entry in data.get("tasks", {}).get("tasks", {}).items():
+        if entry.get("speedup") is not None:
+            bars.append((f"{task} pipeline vs transformers", entry["speedup"]))
+    classify = data.get("classify", {})
+    for peer, speedup in classify.get("batch1", {}).get("speedup_p90", {}).items():
+        bars.append((f"classification batch 1, mean P90 vs {peer}", speedup["mean"]))
+    for part, label in (("encoder", "encoder"), ("all_logits", "all-position logits")):
+        comparison = data.get("scale", {}).get(part, {})
+        for point in comparison.get("points", []):
+            ours = point["results"][comparison["reference"]]
+            for peer, theirs in point["results"].items():
+                if peer != comparison["reference"] and ours.get("status") == theirs.get("status") == "ok":
+                    bars.append((f"{label} {point['batch']}x{point['seq']} vs {peer}",
+                                 theirs["p50_ms"] / ours["p50_ms"]))
+    return bars
+
+
+def speedup_plot(data: dict, path: Path) -> Path | None:
+    """fastbert's speedup over each peer in each task workload, as horizontal bars; 1 = as fast."""
+    bars = workload_speedups(data)
+    if not bars:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 0.38 * len(bars) + 1.6))
+    labels, ratios = zip(*bars)
+    ax.barh(range(len(bars)), ratios, color=["tab:blue" if r >= 1 else "tab:red" for r in ratios])
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(range(len(bars)), labels, fontsize=8)
+    ax.invert_yaxis()
+    for position, ratio in enumerate(ratios):
+        ax.text(ratio, position, f" {ratio:.2f}x", va="center", fontsize=8)
+    env = data["environment"]
+    ax.set_xlabel("fastbert speedup (peer time / fastbert time, log scale)")
+    ax.set_title(f"{env.get('gpu')}, torch {env.get('torch')}, triton {env.get('triton')}, transformers "
+                 f"{env.get('transformers')}, {env.get('date')}", fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    return save(fig, path)
+
+
 def palette(data: dict) -> dict:
     """One color per system, the same in every plot of this result."""
     comparisons = [data.get("protocol", {}), data.get("mixed", {}),
@@ -104,5 +153,6 @@ def save(fig, path: Path) -> Path:
 def render(data: dict, out_dir: Path, result_stem: str) -> dict[str, Path]:
     """section -> PNG written for it."""
     made = {"protocol": latency_plot(data, Path(out_dir) / f"{result_stem}-latency.png"),
-            "throughput": throughput_plot(data, Path(out_dir) / f"{result_stem}-throughput.png")}
+            "throughput": throughput_plot(data, Path(out_dir) / f"{result_stem}-throughput.png"),
+            "tasks": speedup_plot(data, Path(out_dir) / f"{result_stem}-speedups.png")}
     return {section: path for section, path in made.items() if path is not None}

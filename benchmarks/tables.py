@@ -7,7 +7,8 @@ from typing import Callable
 SECTION_TITLES = {"protocol": "Batch-1 fill-mask latency", "throughput": "Throughput", "mixed": "Mixed-length batch",
                   "crossover": "Padded or packed",
                   "coldstart": "Cold start", "pipeline": "Pipeline", "tasks": "Task pipelines", "ops": "Kernels",
-                  "embed": "Sentence embeddings", "rerank": "Reranking", "classify": "Sequence classification"}
+                  "embed": "Sentence embeddings", "rerank": "Reranking", "classify": "Sequence classification",
+                  "scale": "Work at every token"}
 BRIEF_ERROR_CHARS = 240
 METHOD_LINE = ("How each section is measured: benchmarks/README.md. Which code each section of a committed result "
                "measured, and how much runs of the same code moved: benchmarks/NOTES.md, \"Run history\".")
@@ -267,10 +268,38 @@ def classify_tables(section: dict, brief: bool) -> list[str]:
     return out
 
 
+SCALE_PARTS = {"encoder": "encoder only (every token's hidden state)", "all_logits": "MLM logits at every position",
+               "device_inputs": "batch-1 fill-mask, inputs already on the GPU against the same on the host"}
+
+
+def scale_tables(section: dict, brief: bool) -> list[str]:
+    """One row per workload and shape: P50 of fastbert and of its peer, the ratio (peer / fastbert), and the peak
+    GPU memory of each (reserved, graph pools included)."""
+    rows = []
+    for part, label in SCALE_PARTS.items():
+        comparison = section.get(part)
+        if not comparison:
+            continue
+        reference = comparison["reference"]
+        for point in comparison["points"]:
+            ours = point["results"][reference]
+            for peer, theirs in point["results"].items():
+                if peer == reference:
+                    continue
+                both = ours.get("status") == "ok" and theirs.get("status") == "ok"
+                rows.append([label, f"{point['batch']}x{point['seq']}", f"{reference}: {cell(ours, latency)}",
+                             f"{peer}: {cell(theirs, latency)}",
+                             number(theirs["p50_ms"] / ours["p50_ms"]) if both else "–",
+                             f"{number(ours.get('peak_memory_mib'))} / {number(theirs.get('peak_memory_mib'))}"])
+    return [f"{section['model']}, P50 / P90 ms over up to {section['iters']} timed runs after {section['warmup']} "
+            "warm-up calls; ratio = peer P50 / fastbert P50 (above 1: fastbert faster).",
+            table(["workload", "shape", "fastbert", "peer", "ratio", "peak MiB fastbert / peer"], rows)]
+
+
 RENDERERS = {"protocol": protocol_tables, "throughput": throughput_tables, "mixed": mixed_tables,
              "crossover": crossover_tables,
              "coldstart": coldstart_tables, "pipeline": pipeline_tables, "tasks": task_tables,
-             "embed": embed_tables, "rerank": rerank_tables, "classify": classify_tables}
+             "embed": embed_tables, "rerank": rerank_tables, "classify": classify_tables, "scale": scale_tables}
 
 
 def section_notes(data: dict, brief: bool) -> list[str]:
