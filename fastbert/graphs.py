@@ -8,8 +8,9 @@ latency) and replays; the graph's first node copies that buffer to the device, s
 nothing before the replay. Outputs come back as copies in the caller's shape. Graphs are captured on
 first use of a bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``.
 Padded batches of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full
-rows hold, run eagerly: launch overhead is small beside their work, and their graphs would hold much
-memory. Replays run on the caller's stream under a lock, so calls from several threads are safe."""
+rows hold, run eagerly, since their graphs would hold much memory; up to there a graph saves the host
+work of launching, which at 128 rows of 128 tokens was still a good part of an eager call
+(benchmarks/NOTES.md, "Task workloads"). Replays run on the caller's stream under a lock, so calls from several threads are safe."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class CapturedGraph:
 
 
 class GraphRunner:
-    def __init__(self, model, max_graphs: int = 64, max_batch: int = 64):
+    def __init__(self, model, max_graphs: int = 64, max_batch: int = 256):
         # not a strong reference: a model and its runner in a cycle would hold the graphs' memory past ``del model``,
         # until a garbage collection
         self.model = weakref.proxy(model)
