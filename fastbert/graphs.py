@@ -10,7 +10,8 @@ first use of a bucket or by ``warmup``; the least recently used are dropped past
 Padded batches of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full
 rows hold, run eagerly, since their graphs would hold much memory; up to there a graph saves the host
 work of launching, which at 128 rows of 128 tokens was still a good part of an eager call
-(benchmarks/NOTES.md, "Task workloads"). Replays run on the caller's stream under a lock, so calls from several threads are safe."""
+(benchmarks/NOTES.md, "Task workloads"). Replays run on the caller's stream under a lock, so calls from
+several threads are safe."""
 
 from __future__ import annotations
 

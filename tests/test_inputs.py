@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fastbert import FastBert, InputError
+from tests.conftest import DEVICE
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +47,20 @@ def test_every_binary_mask_type_answers_alike(model):
     ([[2, 5, 3]], None, [[0, 9, 0]], "token_type_ids holds 9, outside the token type table"),
 ], ids=["half", "minus-one", "negative-id", "id-past-vocabulary", "type-past-table"])
 def test_device_inputs_are_refused_as_host_inputs_are(model, ids, mask, types, message):
-    """The checks of inputs on a GPU read their values back in one transfer (one kernel); they run here on the CPU
-    under the interpreter, and refuse what the host checks refuse, with the same message."""
+    """The checks of inputs on a GPU read their values back in one transfer (one kernel; on the CPU it runs under
+    the interpreter), and refuse what the host checks refuse, with the same message."""
     from fastbert.inputs import _check_device_values
 
-    ids = torch.tensor(ids)
-    mask = torch.tensor(mask) if mask is not None else None
-    types = torch.tensor(types) if types is not None else None
+    ids = torch.tensor(ids, device=DEVICE)
+    mask = torch.tensor(mask, device=DEVICE) if mask is not None else None
+    types = torch.tensor(types, device=DEVICE) if types is not None else None
     with pytest.raises(InputError, match=message):
         _check_device_values(model.config, ids, mask, types, None)
     with pytest.raises(InputError, match=message):
-        model(ids, attention_mask=mask, token_type_ids=types)
+        model(ids.cpu(), attention_mask=None if mask is None else mask.cpu(),
+              token_type_ids=None if types is None else types.cpu())
     select = torch.zeros_like(ids, dtype=torch.bool)
     select[0, 1:] = True
     if message.startswith("attention_mask"):  # the count of selected positions comes back with the checks
-        ok = torch.tensor([[1, 1, 0]])
+        ok = torch.tensor([[1, 1, 0]], device=DEVICE)
         assert _check_device_values(model.config, ids, ok, types, select) == 2

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from fastbert.staging import PADDED, buffer_size, stage_padded, views
+from tests.conftest import DEVICE
 
 PAD = 0
 
@@ -52,13 +53,14 @@ def test_missing_mask_and_types_mean_every_token_and_type_zero():
 
 
 def test_device_tensors_are_staged_as_numpy_arrays_are():
-    """The graph runner stages device inputs with the same function, on tensor views of its device buffer."""
+    """The graph runner stages device inputs with the same function, on tensor views of its device buffer (its
+    kernel runs under the interpreter on the CPU)."""
     rng = np.random.default_rng(0)
     key = (PADDED, 4, 16, 4)
     ids, mask, types = rng.integers(1, 100, size=(3, 11)), rng.integers(0, 2, size=(3, 11)), rng.integers(0, 2, (3, 11))
     rows = np.array([0, 12, 32])
     host = staged(np.full(buffer_size(key), -1, dtype=np.int32), key, ids, mask, types, rows)
-    device = staged(torch.full((buffer_size(key),), -1, dtype=torch.int32), key,
-                    *(torch.from_numpy(a) for a in (ids, mask, types, rows)))
+    device = staged(torch.full((buffer_size(key),), -1, dtype=torch.int32, device=DEVICE), key,
+                    *(torch.from_numpy(a).to(DEVICE) for a in (ids, mask, types, rows)))
     for name in host:
-        np.testing.assert_array_equal(device[name].numpy(), host[name])
+        np.testing.assert_array_equal(device[name].cpu().numpy(), host[name])
