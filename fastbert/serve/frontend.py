@@ -27,6 +27,7 @@ from .tasks import Item, TaskSpec
 
 Submit = Callable[[list[Item], list[int]], Awaitable[list]]
 
+THREAD_FROM_CHARACTERS = 2048  # a request's characters from which it is tokenized in a worker thread
 # text-embeddings-inference's names for the kinds of model, in /info
 MODEL_TYPES = {"embed": "embedding", "rerank": "reranker", "classify": "classifier"}
 
@@ -165,8 +166,11 @@ class Frontend:
         ``prefix``: the prompt the model will put before each text (a pair's first), counted in its tokens."""
         self._check_count(inputs)
         texts = [prefix + text if isinstance(text, str) else (prefix + text[0], text[1]) for text in inputs]
-        # tokenizers release the GIL: in a worker thread, requests tokenize side by side while the event loop goes on
-        encodings = await asyncio.to_thread((self.reader or self.tokenizer).encode_batch, texts)
+        encode = (self.reader or self.tokenizer).encode_batch
+        # tokenizers release the GIL: in a worker thread, long requests tokenize side by side while the event loop
+        # goes on; a short one tokenizes in less time than the hop to a thread takes
+        characters = sum(len(text) if isinstance(text, str) else len(text[0]) + len(text[1]) for text in texts)
+        encodings = await asyncio.to_thread(encode, texts) if characters >= THREAD_FROM_CHARACTERS else encode(texts)
         limit = self.spec.max_input_length
         tokens = []
         for index, encoding in enumerate(encodings):
