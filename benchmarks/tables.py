@@ -269,17 +269,18 @@ def classify_tables(section: dict, brief: bool) -> list[str]:
 
 
 SCALE_PARTS = {"encoder": "encoder only (every token's hidden state)", "all_logits": "MLM logits at every position",
-               "device_inputs": "batch-1 fill-mask, inputs already on the GPU against the same on the host"}
+               "device_inputs": "batch-1 fill-mask, inputs already on the GPU against the same on the host",
+               "fp8": "encoder only, FP8 GEMMs against the model's dtype"}
 
 
 def scale_tables(section: dict, brief: bool) -> list[str]:
     """One row per workload and shape: P50 of fastbert and of its peer, the ratio (peer / fastbert), and the peak
     GPU memory of each (reserved, graph pools included)."""
     rows = []
-    for part, label in SCALE_PARTS.items():
-        comparison = section.get(part)
-        if not comparison:
+    for part, comparison in section.items():
+        if not (isinstance(comparison, dict) and "points" in comparison):
             continue
+        label = SCALE_PARTS.get(part, part)
         reference = comparison["reference"]
         for point in comparison["points"]:
             ours = point["results"][reference]
