@@ -79,6 +79,10 @@ def main(argv=None) -> None:
         # tiny models gain nothing from intra-op threads, and on a shared CI runner their spin-waits cost 10-40x;
         # read when torch starts, here and in the cold-start children
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # transformers' pipelines turn the tokenizers' threads off for the rest of the process unless this is set, so
+    # that every section after theirs would tokenize on one thread: set, every system tokenizes as the library
+    # does by default, whatever ran before it
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     import transformers
 
     from . import (bench_ops, classify, coldstart, crossover, embed, pipeline_throughput, protocol, report, rerank,
