@@ -159,6 +159,27 @@ def test_truncate_true_runs_a_long_text_cut_as_the_pipeline_cuts_it(task, checkp
     assert f"1 of its 2 [MASK] tokens lie past the first {MAX_POSITIONS} tokens" in refused.message
 
 
+def test_embed_and_rerank_cut_long_inputs_as_their_encoders_cut_them(task, checkpoint):
+    """The request side tokenizes embed and rerank inputs once, cut to the model's length as its own tokenizer cuts
+    them, and the replica runs those tokens: answers with ``truncate`` equal the in-process APIs', and a refusal
+    counts the whole input's tokens."""
+    encoder = fastbert.SentenceEncoder.from_pretrained(checkpoint("embed"), device="cpu")
+    long_text = "a " + TOO_LONG
+    answer = call(task("embed"), "embed", {"inputs": [TEXTS[0], long_text], "normalize": False, "truncate": True})
+    assert same_answer(answer, encoder.encode([TEXTS[0], long_text]).tolist())
+    refused = refusal(task("embed"), "embed", {"inputs": [TEXTS[0], long_text]})
+    whole = MAX_POSITIONS + 13  # "a", the words of TOO_LONG, [CLS] and [SEP]
+    assert refused.status == 413 and f"input 1 has {whole} tokens, more than the {encoder.max_seq_length}" in (
+        refused.message)
+    cross_encoder = fastbert.CrossEncoder.from_pretrained(checkpoint("rerank"), device="cpu")
+    answer = call(task("rerank"), "rerank", {"query": "a query", "texts": [TEXTS[1], long_text], "raw_scores": True,
+                                             "truncate": True})
+    expected = cross_encoder.predict([("a query", TEXTS[1]), ("a query", long_text)],
+                                     activation_fn=torch.nn.Identity()).tolist()
+    assert same_answer(sorted(answer, key=lambda rank: rank["index"]),
+                       [{"index": i, "score": score} for i, score in enumerate(expected)])
+
+
 def test_a_route_of_another_task_is_424(task):
     refused = refusal(task("fill-mask"), "embed", {"inputs": "a text"})
     assert (refused.status, refused.error_type) == (424, "backend")
