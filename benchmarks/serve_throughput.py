@@ -6,9 +6,10 @@
 
 In process: ``SentenceEncoder.encode`` over all the texts at each batch size, the best kept. Through the server:
 ``--clients`` concurrent asyncio clients, each sending ``/embed`` requests of k texts one after another to the
-server's request handling (field checks, token counts, the answer as JSON-ready lists) and token batcher in this
-process, as one model replica runs them; only HTTP and Ray are left out. Needs torch, triton, transformers,
-safetensors, tokenizers and numpy; results go to ``benchmarks/results/serve/``.
+server's request handling (field checks, token counts, the answer as JSON-ready lists) and a token batcher with the
+model: first all in this process, then with the batcher and model in a process of their own (``serve_replica``), as
+a deployment runs the ingress and a model replica apart; only HTTP and Ray's transport are left out. Needs torch,
+triton, transformers, safetensors, tokenizers and numpy; results go to ``benchmarks/results/serve/``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fastbert.serve.tasks import load_task
 from .checkpoints import architecture, save_random_checkpoint
 from .results import DEFAULT_DIR, slug
 from .sentences import sentences
+from .serve_replica import RemoteReplica
 
 RESULTS_DIR = DEFAULT_DIR / "serve"
 # all-MiniLM-L6-v2's encoder: BERT's uncased vocabulary, 6 layers of 384
@@ -60,12 +62,11 @@ def in_process(encoder, texts: list[str], batch_sizes: list[int], seconds: float
     return rows
 
 
-async def through_server(task, settings: ServeSettings, texts: list[str], *, clients: int, texts_per_request: int,
-                         seconds: float, warmup_s: float) -> dict:
-    """Embeddings/s of ``clients`` concurrent clients sending requests of ``texts_per_request`` texts."""
-    metrics = BatchMetrics()
-    batcher = settings.batcher(task.run, metrics)
-    frontend = Frontend(task.spec(), settings, batcher.submit)
+async def through_server(spec, settings: ServeSettings, submit, batch_snapshot, texts: list[str], *, clients: int,
+                         texts_per_request: int, seconds: float, warmup_s: float) -> dict:
+    """Embeddings/s of ``clients`` concurrent clients sending requests of ``texts_per_request`` texts to a Frontend
+    over ``submit``; ``batch_snapshot()`` gives the replica's batch metrics."""
+    frontend = Frontend(spec, settings, submit)
     latencies: list[float] = []
     measuring = False
 
@@ -81,19 +82,39 @@ async def through_server(task, settings: ServeSettings, texts: list[str], *, cli
                 embedded += len(rows)
         return embedded
 
-    try:
-        await asyncio.gather(*(client(n, time.perf_counter() + warmup_s) for n in range(clients)))
-        measuring, before = True, metrics.snapshot(0)
-        started = time.perf_counter()
-        embedded = sum(await asyncio.gather(*(client(n, started + seconds) for n in range(clients))))
-        wall = time.perf_counter() - started
-    finally:
-        batcher.close()
-    batches = _difference(metrics.snapshot(0), before)
+    await asyncio.gather(*(client(n, time.perf_counter() + warmup_s) for n in range(clients)))
+    measuring, before = True, await batch_snapshot()
+    started = time.perf_counter()
+    embedded = sum(await asyncio.gather(*(client(n, started + seconds) for n in range(clients))))
+    wall = time.perf_counter() - started
+    batches = _difference(await batch_snapshot(), before)
     latencies.sort()
     return dict(clients=clients, texts_per_request=texts_per_request, embeddings_per_s=embedded / wall,
                 requests=len(latencies), p50_ms=1000 * statistics.median(latencies),
                 p99_ms=1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], **batches)
+
+
+async def in_one_process(task, settings: ServeSettings, texts: list[str], **load) -> dict:
+    """The request side, the batcher and the model in this process and its one event loop."""
+    metrics = BatchMetrics()
+    batcher = settings.batcher(task.run, metrics)
+
+    async def snapshot():
+        return metrics.snapshot(0)
+    try:
+        return dict(processes=1, **await through_server(task.spec(), settings, batcher.submit, snapshot, texts,
+                                                        **load))
+    finally:
+        batcher.close()
+
+
+async def in_two_processes(replica: RemoteReplica, settings: ServeSettings, texts: list[str], **load) -> dict:
+    """The request side here, the batcher and the model in the replica's process, as a deployment splits them."""
+    try:
+        return dict(processes=2, **await through_server(replica.spec, settings, replica.submit, replica.batch_snapshot,
+                                                        texts, **load))
+    finally:
+        replica.detach()
 
 
 def _difference(after, before) -> dict:
@@ -141,9 +162,14 @@ def main(argv=None) -> None:
 
     baseline = in_process(task.api, texts, [int(b) for b in args.batch_sizes.split(",")], args.seconds)
     best = max(baseline, key=lambda row: row["embeddings_per_s"])
-    server = [asyncio.run(through_server(task, settings, texts, clients=args.clients, texts_per_request=int(k),
-                                         seconds=args.seconds, warmup_s=min(3.0, args.seconds)))
-              for k in args.texts_per_request.split(",")]
+    load = [dict(clients=args.clients, texts_per_request=int(k), seconds=args.seconds, warmup_s=min(3.0, args.seconds))
+            for k in args.texts_per_request.split(",")]
+    server = [asyncio.run(in_one_process(task, settings, texts, **point)) for point in load]
+    replica = RemoteReplica(str(model), device, args.dtype, settings)
+    try:
+        server += [asyncio.run(in_two_processes(replica, settings, texts, **point)) for point in load]
+    finally:
+        replica.close()
     for row in server:
         row["of_in_process_best"] = row["embeddings_per_s"] / best["embeddings_per_s"]
     gpu = torch.cuda.get_device_name() if device == "cuda" else f"cpu {platform.processor() or platform.machine()}"
@@ -152,14 +178,17 @@ def main(argv=None) -> None:
                   texts=len(texts), words_per_text="8-60", settings=dict(
                       max_batch_tokens=settings.max_batch_tokens, max_batch_wait_ms=settings.max_batch_wait_ms),
                   in_process=baseline, in_process_best=best, server=server,
-                  note="server: Frontend + TokenBatcher in one process, no HTTP, no Ray" + (
+                  note="server: Frontend, TokenBatcher and model in one process (processes 1), or the model and its "
+                       "batcher in a process of their own fed over a pipe as a deployment splits them (processes 2); "
+                       "no HTTP, no Ray" + (
                       "; CPU check of the script, no speed claim" if args.cpu else ""))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{slug(gpu)}-serve-throughput-{result['date']}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     print(f"in process: best {best['embeddings_per_s']:.0f} embeddings/s at batch {best['batch_size']}")
     for row in server:
-        print(f"server, {row['clients']} clients x {row['texts_per_request']} texts: {row['embeddings_per_s']:.0f} "
+        print(f"server in {row['processes']} process(es), {row['clients']} clients x {row['texts_per_request']} texts: "
+              f"{row['embeddings_per_s']:.0f} "
               f"embeddings/s ({100 * row['of_in_process_best']:.0f}% of in process), p50 {row['p50_ms']:.1f} ms, "
               f"p99 {row['p99_ms']:.1f} ms, {row['mean_batch_inputs']:.0f} texts and {row['mean_batch_tokens']:.0f} "
               f"tokens a batch")
