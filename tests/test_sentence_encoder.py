@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from fastbert import InputError, SentenceEncoder, UnsupportedModelError, convert_checkpoint
+from tests.conftest import DEVICE
 from tests.sentence_checkpoints import rewrite_json, save_encoder, save_sentence_transformer
 
 st = pytest.importorskip("sentence_transformers")
@@ -170,9 +171,12 @@ def test_results_do_not_depend_on_batching(encoders):
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("packed", [False, True])
 def test_backends_padded_and_packed(tmp_path_factory, encoders, backend, packed):
+    """Triton on the test device (the interpreter on the CPU), in fp32: its fp32 dot products are IEEE, and torch
+    leaves TF32 off for fp32 matmuls by default, so only the order of sums differs from the reference."""
     path = sentence_model(tmp_path_factory, encoders, "bert", ("mean", "cls", "lasttoken", "max"),
                           dense=[(10, torch.nn.Tanh())], normalize=True)
-    encoder = SentenceEncoder.from_pretrained(path, device="cpu", backend=backend)
+    device = DEVICE if backend == "triton" else "cpu"
+    encoder = SentenceEncoder.from_pretrained(path, device=device, dtype=torch.float32, backend=backend)
     encoder.model.packed = packed
     assert_matches(encoder.encode(TEXTS, batch_size=4), reference(path, TEXTS))
     out = encoder.model(torch.tensor([[101, 2000, 102]]))
