@@ -23,8 +23,14 @@ TEXTS = ["Paris is the capital of France.", "", "Grüße aus Köln — ÜBER ALL
 POOLINGS = ["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken", ("cls", "mean", "max")]
 
 
+def reference_model(path):
+    """sentence-transformers on the CPU in fp32, whatever dtype the weights were saved in: transformers 5 loads them
+    in that dtype (an fp16 copy of MiniLM in fp16), where fastbert's CPU default is fp32."""
+    return st.SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32})
+
+
 def reference(path, texts, **kwargs):
-    return st.SentenceTransformer(str(path), device="cpu").encode(texts, **kwargs)
+    return reference_model(path).encode(texts, **kwargs)
 
 
 def assert_matches(ours, theirs, atol=ATOL):
@@ -62,8 +68,7 @@ def test_minilm_answers_one_text_and_tensors_as_sentence_transformers(minilm_pat
     assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32 and tensor.shape == (len(TEXTS), 384)
     assert_matches(tensor.numpy(), reference(minilm_path, TEXTS))
     scores = encoder.similarity(tensor[:3], tensor)
-    torch.testing.assert_close(scores, st.SentenceTransformer(str(minilm_path), device="cpu").similarity(
-        tensor[:3], tensor), atol=ATOL, rtol=0)
+    torch.testing.assert_close(scores, reference_model(minilm_path).similarity(tensor[:3], tensor), atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
