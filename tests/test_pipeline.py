@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from tokenizers import Tokenizer
 
 import fastbert
 from fastbert import CheckpointError, FastBert, InputError, ModelNotFoundError
 from tests.checkpoints import copy_checkpoint_without, save_bert_with_minilm_tokenizer, save_roberta_with_bpe_tokenizer
+from tests.conftest import DEVICE
 
 SCORE_RTOL = 1e-4  # fp32 on both sides; the logits differ only in summation order
 MAX_TOKENS = 40    # the position table of both tiny checkpoints
@@ -137,9 +139,10 @@ def test_loaded_model_with_tokenizer_argument(checkpoint, ours):
 
 
 def test_triton_softmax_matches_transformers(roberta_checkpoint):
+    """Triton on the test device (the interpreter on the CPU), in fp32 as transformers on the CPU."""
     transformers = pytest.importorskip("transformers")
     path, batch = roberta_checkpoint.path, texts(roberta_checkpoint.mask)[:3]
-    fill = fastbert.pipeline("fill-mask", model=path, device="cpu", backend="triton")  # TRITON_INTERPRET on CPU
+    fill = fastbert.pipeline("fill-mask", model=path, device=DEVICE, dtype=torch.float32, backend="triton")
     assert_same_predictions(fill(batch), transformers.pipeline("fill-mask", model=str(path), device="cpu")(batch))
 
 

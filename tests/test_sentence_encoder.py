@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from fastbert import InputError, SentenceEncoder, UnsupportedModelError, convert_checkpoint
+from tests.conftest import DEVICE
 from tests.sentence_checkpoints import rewrite_json, save_encoder, save_sentence_transformer
 
 st = pytest.importorskip("sentence_transformers")
@@ -22,8 +23,14 @@ TEXTS = ["Paris is the capital of France.", "", "Grüße aus Köln — ÜBER ALL
 POOLINGS = ["cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken", ("cls", "mean", "max")]
 
 
+def reference_model(path):
+    """sentence-transformers on the CPU in fp32, whatever dtype the weights were saved in: transformers 5 loads them
+    in that dtype (an fp16 copy of MiniLM in fp16), where fastbert's CPU default is fp32."""
+    return st.SentenceTransformer(str(path), device="cpu", model_kwargs={"dtype": torch.float32})
+
+
 def reference(path, texts, **kwargs):
-    return st.SentenceTransformer(str(path), device="cpu").encode(texts, **kwargs)
+    return reference_model(path).encode(texts, **kwargs)
 
 
 def assert_matches(ours, theirs, atol=ATOL):
@@ -61,8 +68,7 @@ def test_minilm_answers_one_text_and_tensors_as_sentence_transformers(minilm_pat
     assert isinstance(tensor, torch.Tensor) and tensor.dtype == torch.float32 and tensor.shape == (len(TEXTS), 384)
     assert_matches(tensor.numpy(), reference(minilm_path, TEXTS))
     scores = encoder.similarity(tensor[:3], tensor)
-    torch.testing.assert_close(scores, st.SentenceTransformer(str(minilm_path), device="cpu").similarity(
-        tensor[:3], tensor), atol=ATOL, rtol=0)
+    torch.testing.assert_close(scores, reference_model(minilm_path).similarity(tensor[:3], tensor), atol=ATOL, rtol=0)
 
 
 @pytest.mark.parametrize("family", ["bert", "xlm-roberta"])
@@ -170,9 +176,12 @@ def test_results_do_not_depend_on_batching(encoders):
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 @pytest.mark.parametrize("packed", [False, True])
 def test_backends_padded_and_packed(tmp_path_factory, encoders, backend, packed):
+    """Triton on the test device (the interpreter on the CPU), in fp32: its fp32 dot products are IEEE, and torch
+    leaves TF32 off for fp32 matmuls by default, so only the order of sums differs from the reference."""
     path = sentence_model(tmp_path_factory, encoders, "bert", ("mean", "cls", "lasttoken", "max"),
                           dense=[(10, torch.nn.Tanh())], normalize=True)
-    encoder = SentenceEncoder.from_pretrained(path, device="cpu", backend=backend)
+    device = DEVICE if backend == "triton" else "cpu"
+    encoder = SentenceEncoder.from_pretrained(path, device=device, dtype=torch.float32, backend=backend)
     encoder.model.packed = packed
     assert_matches(encoder.encode(TEXTS, batch_size=4), reference(path, TEXTS))
     out = encoder.model(torch.tensor([[101, 2000, 102]]))
