@@ -20,6 +20,9 @@ from .errors import InputError
 from .ops.device_inputs import input_stats
 
 INDEX_DTYPES = (torch.int64, torch.int32)
+# the mask dtypes the device check reads (complex and quantized ones have no 0/1 meaning)
+DEVICE_MASK_DTYPES = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
+                      torch.bfloat16, torch.float32, torch.float64)
 
 
 class CheckedInputs(NamedTuple):
@@ -99,10 +102,8 @@ def _check_binary(name: str, values: np.ndarray) -> None:
 
 def _check_device_values(config: BertConfig, input_ids, attention_mask, token_type_ids, logits_at) -> int:
     """The value checks of device inputs from one read back; returns how many positions logits_at selects."""
-    if attention_mask is not None and not (attention_mask.dtype == torch.bool or attention_mask.dtype.is_floating_point
-                                           or attention_mask.dtype in INDEX_DTYPES + (torch.int16, torch.int8,
-                                                                                      torch.uint8)):
-        raise InputError(f"attention_mask must hold numbers, got {attention_mask.dtype}")
+    if attention_mask is not None and attention_mask.dtype not in DEVICE_MASK_DTYPES:
+        raise InputError(f"attention_mask must hold real numbers, got {attention_mask.dtype}")
     stats = input_stats(input_ids, attention_mask, token_type_ids, logits_at)
     _check_bounds("input_ids", stats.min_id, stats.max_id, config.vocab_size, "vocabulary")
     if stats.bad_mask_value is not None:

@@ -197,7 +197,8 @@ class FastBert(nn.Module):
         head and the last layer run only there (and at the rows other heads read).
         ``return_packed``: run packed and return [T, ...] outputs for the T tokens, with ``cu_seqlens``."""
         checked = check_inputs(self.config, input_ids, attention_mask, token_type_ids, logits_at)
-        input_ids, attention_mask, token_type_ids, logits_at = checked[:4]
+        input_ids, attention_mask = checked.input_ids, checked.attention_mask
+        token_type_ids, logits_at = checked.token_type_ids, checked.logits_at
         if logits_at is not None and not any(Rows.SELECTED in head.reads for head in self.attached_heads()):
             raise InputError(f"logits_at selects where the MLM head runs, and this model has no MLM head (its head: "
                              f"{self.head_name})")

@@ -3,10 +3,10 @@ options given when the pipeline is made, which stand for each call's defaults as
 
 from __future__ import annotations
 
+from ..batching import check_batch_size, default_batch_size
 from ..errors import CheckpointError
 from ..model import FastBert
 from ..tokenizer import TextTokenizer
-from ..batching import check_batch_size, default_batch_size
 
 
 class TaskPipeline:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..batching import TokenBatch, in_length_order
 from ..errors import InputError
 from ..heads import NO_HEAD
-from .base import TaskPipeline
-from ..batching import TokenBatch, in_length_order
-from .encoding import Truncation, encode
 from ..text_inputs import checked
+from .base import TaskPipeline
+from .encoding import Truncation, encode
 
 TOKENIZE_KWARGS = ("truncation", "max_length")
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..batching import TokenBatch, in_length_order
 from ..errors import InputError
 from ..heads.sequence_classification import SequenceClassificationHead
+from ..text_inputs import check_text, checked
 from .base import TaskPipeline
-from ..batching import TokenBatch, in_length_order
 from .encoding import Truncation, encode
 from .scores import sigmoid, softmax
-from ..text_inputs import check_text, checked
 
 FUNCTIONS = ("sigmoid", "softmax", "none")
 PAIR_KEYS = ("text", "text_pair")

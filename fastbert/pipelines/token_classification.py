@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..batching import TokenBatch, in_length_order
 from ..errors import InputError
 from ..heads.token_classification import TokenClassificationHead
+from ..text_inputs import checked
 from . import entities
 from .base import TaskPipeline
-from ..batching import TokenBatch, in_length_order
 from .encoding import encode
 from .scores import softmax
-from ..text_inputs import checked
 
 SLOW_TOKENIZER_ERROR = ('Slow tokenizers cannot handle subwords. Please set the `aggregation_strategy` option to '
                         '`"simple"` or use a fast tokenizer.')

@@ -89,7 +89,6 @@ class Task:
                 results[index] = result
         return results
 
-
     def _input(self, item: Item):
         if not self.reads_tokens:
             return item.text
