@@ -49,8 +49,7 @@ class RemoteReplica:
     async def _call(self, message):
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (one asyncio.run per measured point): read on it
-            if self._loop is not None:
-                self._loop.remove_reader(self.connection.fileno())
+            self.detach()
             loop.add_reader(self.connection.fileno(), self._answered)
             self._loop = loop
         number = next(self._numbers)

@@ -100,6 +100,16 @@ def _check_binary(name: str, values: np.ndarray) -> None:
         raise _not_binary(name, values[(values != 0) & (values != 1)][0].item())
 
 
+def _check_host_values(config: BertConfig, input_ids, attention_mask, token_type_ids, logits_at) -> int:
+    """The value checks of host inputs; returns how many positions logits_at selects."""
+    _check_range("input_ids", input_ids, config.vocab_size, "vocabulary")
+    if attention_mask is not None:
+        _check_binary("attention_mask", attention_mask)
+    if token_type_ids is not None:
+        _check_range("token_type_ids", token_type_ids, config.type_vocab_size, "token type table")
+    return int(np.count_nonzero(logits_at)) if logits_at is not None else 0
+
+
 def _check_device_values(config: BertConfig, input_ids, attention_mask, token_type_ids, logits_at) -> int:
     """The value checks of device inputs from one read back; returns how many positions logits_at selects."""
     if attention_mask is not None and attention_mask.dtype not in DEVICE_MASK_DTYPES:
@@ -127,22 +137,16 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
             f"sequence length {seq_len} exceeds the {config.max_sequence_length} positions of this {config.model_type} "
             f"model (max_position_embeddings={config.max_position_embeddings}); truncate the input"
         )
-    if host:
-        _check_range("input_ids", input_ids, config.vocab_size, "vocabulary")
     if attention_mask is not None:
         attention_mask = _converted("attention_mask", attention_mask, convert)
         if attention_mask.shape != input_ids.shape:
             raise InputError(
                 f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}")
-        if host:
-            _check_binary("attention_mask", attention_mask)
     if token_type_ids is not None:
         token_type_ids = _as_index("token_type_ids", token_type_ids, host)
         if token_type_ids.shape != input_ids.shape:
             raise InputError(
                 f"token_type_ids has shape {tuple(token_type_ids.shape)}, input_ids {tuple(input_ids.shape)}")
-        if host:
-            _check_range("token_type_ids", token_type_ids, config.type_vocab_size, "token type table")
     if logits_at is not None:
         logits_at = _converted("logits_at", logits_at, convert)
         if logits_at.dtype not in (np.bool_, torch.bool) or logits_at.shape != input_ids.shape:
@@ -150,9 +154,7 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
                 f"logits_at must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}, "
                 f"got {logits_at.dtype} {tuple(logits_at.shape)}"
             )
-    if host:
-        selected = int(np.count_nonzero(logits_at)) if logits_at is not None else None
-    else:
-        selected = _check_device_values(config, input_ids, attention_mask, token_type_ids, logits_at)
-        selected = selected if logits_at is not None else None
-    return CheckedInputs(input_ids, attention_mask, token_type_ids, logits_at, selected)
+    check_values = _check_host_values if host else _check_device_values
+    selected = check_values(config, input_ids, attention_mask, token_type_ids, logits_at)
+    return CheckedInputs(input_ids, attention_mask, token_type_ids, logits_at,
+                         selected if logits_at is not None else None)

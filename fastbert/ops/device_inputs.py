@@ -19,7 +19,6 @@ import triton.language as tl
 from .common import check_device
 
 BLOCK = 1024
-INT32_MAX = 2**31 - 1
 
 
 class InputStats(NamedTuple):
@@ -155,7 +154,8 @@ def input_stats_reference(input_ids, attention_mask=None, token_type_ids=None, l
     types = token_type_ids.long() if token_type_ids is not None else torch.zeros(1, dtype=torch.long)
     bad_value = None
     if attention_mask is not None and attention_mask.dtype != torch.bool:
-        bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)]
-        bad_value = float(bad[0]) if len(bad) else None
+        bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)].double()
+        if len(bad):  # the one the kernel reports: the largest, or the smallest where all are negative
+            bad_value = float(bad.max() if bad.max() > 0 else bad.min())
     return InputStats(int(ids.min()), int(ids.max()), int(types.min()), int(types.max()), bad_value,
                       int(logits_at.sum()) if logits_at is not None else 0)

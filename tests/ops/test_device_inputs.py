@@ -35,6 +35,7 @@ def test_stats_report_bad_values():
     assert (stats.min_id, stats.min_type, stats.max_type, stats.bad_mask_value) == (-4, 0, 7, 0.5)
     mask[0, 0] = -2.0  # with several offending values, one of them
     assert input_stats(ids, mask, types, at).bad_mask_value in (0.5, -2.0)
+    assert input_stats(ids, mask, types, at) == input_stats_reference(ids, mask, types, at)
 
 
 def test_strided_inputs():
