@@ -5,7 +5,9 @@ Padded batches get a graph per (batch bucket, sequence bucket, selected rows); p
 inputs to the smallest bucket that holds them (padding tokens masked out or inert) into the graph's
 pinned staging buffer (``fastbert.staging``, numpy: at batch 1 the host work is a good part of
 latency) and replays; the graph's first node copies that buffer to the device, so a call launches
-nothing before the replay. Outputs come back as copies in the caller's shape. Graphs are captured on
+nothing before the replay. Inputs already on the GPU get graphs of their own, per bucket and input dtypes
+(``fastbert.ops.device_inputs``): their first node copies a table of the inputs' addresses, and a kernel stages
+them; their checks replay a small graph too, so such a call launches nothing from Python either. Outputs come back as copies in the caller's shape. Graphs are captured on
 first use of a bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``.
 Padded batches of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full
 rows hold, run eagerly, since their graphs would hold much memory; up to there a graph saves the host
@@ -24,7 +26,10 @@ import numpy as np
 import torch
 
 from .heads import Rows
+from .inputs import CheckedInputs
 from .ops.common import collection_paused
+from .ops.device_inputs import (STATS, TABLE_SLOTS, InputKinds, InputStats, fill_table, launch_input_stats,
+                                launch_stage_padded)
 from .packing import PackedBatch, token_bucket
 from .staging import PACKED, PADDED, buffer_size, rows_key, stage_packed, stage_padded, views
 
@@ -49,11 +54,23 @@ def batch_bucket(n: int) -> int:
 @dataclass
 class CapturedGraph:
     graph: torch.cuda.CUDAGraph
-    pinned: torch.Tensor | None  # pinned int32 staging buffer, copied to the device by the graph's first node; None
-    host: dict | None            # for a graph fed from the device. Named numpy views of ``pinned`` (fastbert.staging)
-    inputs: dict                 # named views of the graph's device input buffer
-    done: torch.cuda.Event    # the last call's replay (copy in included) and copies out have finished
-    outputs: dict             # the forward pass's named static output tensors
+    pinned: torch.Tensor  # what the graph's first node copies to the device: the int32 staging buffer of a graph fed
+    host: dict | None     # from the host, whose named numpy views ``host`` holds (fastbert.staging); or the int64
+    table: np.ndarray | None  # address table of a graph fed from the device, ``table`` its numpy view
+    inputs: dict          # named views of the graph's device input buffer
+    done: torch.cuda.Event  # the last call's replay (copy in included) and copies out have finished
+    outputs: dict         # the forward pass's named static output tensors
+    kept: tuple = ()      # other device tensors it reads, allocated outside its pool: alive as long as it is
+
+
+@dataclass
+class StatsGraph:
+    """The device-input stats kernel in a graph: the table of the inputs' addresses copied in, the stats out."""
+    graph: torch.cuda.CUDAGraph
+    table: np.ndarray  # numpy view of the pinned table
+    stats: np.ndarray  # numpy view of the pinned STATS float64 values
+    done: torch.cuda.Event
+    kept: tuple        # the tables and stats it reads and writes, pinned and on the device: alive as long as it is
 
 
 class GraphRunner:
@@ -65,6 +82,7 @@ class GraphRunner:
         self.max_batch = max_batch
         self.pool = torch.cuda.graph_pool_handle()
         self.graphs: OrderedDict[tuple, CapturedGraph] = OrderedDict()
+        self.stats_graphs: dict[InputKinds, StatsGraph] = {}
         self.lock = threading.Lock()
         self.seq_buckets = seq_buckets(model.config.max_sequence_length)
 
@@ -84,33 +102,52 @@ class GraphRunner:
     def fits(self, batch: PackedBatch) -> bool:
         return batch.tokens <= self.max_tokens and batch.shape[0] <= self.max_tokens
 
-    def __call__(self, input_ids, attention_mask, token_type_ids, logits_rows):
-        """[B, S] inputs (validated; mask and types may be None; ``logits_rows``: flat indices of the selected
-        tokens, or None) -> the named outputs on the device, copied out of the graph's buffers. Numpy inputs are
-        staged in the graph's pinned buffer, which its first node copies in; device tensors are staged on the device
-        straight into its input buffer (a graph captured without that copy), so they make no round trip."""
+    def __call__(self, checked: CheckedInputs):
+        """Checked [B, S] inputs -> the named outputs on the device, copied out of the graph's buffers. Numpy inputs
+        are staged in the graph's pinned buffer, which its first node copies in; for device tensors the graph's
+        first node copies a table of their addresses and a kernel stages them, so they make no round trip."""
+        input_ids, mask, types, logits_at = checked.input_ids, checked.attention_mask, checked.token_type_ids, \
+            checked.logits_at
         batch, seq_len = input_ids.shape
-        selected = logits_rows is not None
-        key = self.key(batch, seq_len, len(logits_rows) if selected else None)
-        layout = self.model.output_rows(selected=selected)
-        ends = {Rows.TOKENS: (batch, seq_len), Rows.SELECTED: (len(logits_rows) if selected else 0,),
-                Rows.SEQUENCES: (batch,)}
+        selected = logits_at is not None
+        key = self.key(batch, seq_len, checked.selected if selected else None)
+        if isinstance(input_ids, torch.Tensor):
+            feed = InputKinds.of(input_ids, mask, types, logits_at)
 
-        def stage(buffers):
-            stage_padded(buffers, input_ids, attention_mask, token_type_ids, logits_rows,
-                         self.model.config.pad_token_id)
+            def stage(entry):
+                fill_table(entry.table, input_ids, mask, types, logits_at)
+        else:
+            feed, rows = None, np.flatnonzero(logits_at) if selected else None
+
+            def stage(entry):
+                stage_padded(entry.host, input_ids, mask, types, rows, self.model.config.pad_token_id)
 
         def finish(outputs, inputs):
+            layout = self.model.output_rows(selected=selected)
+            ends = {Rows.TOKENS: (batch, seq_len), Rows.SELECTED: (checked.selected or 0,), Rows.SEQUENCES: (batch,)}
             return {name: t[tuple(slice(end) for end in ends[layout[name]])].clone() for name, t in outputs.items()}
 
-        return self._replay(key, stage, finish, from_device=isinstance(input_ids, torch.Tensor))
+        return self._replay(key, stage, finish, feed=feed)
+
+    def input_stats(self, input_ids, attention_mask=None, token_type_ids=None, logits_at=None) -> InputStats:
+        """``fastbert.ops.device_inputs.input_stats`` from a graph: the call launches nothing from Python."""
+        kinds = InputKinds.of(input_ids, attention_mask, token_type_ids, logits_at)
+        with self.lock:
+            entry = self.stats_graphs.get(kinds)
+            if entry is None:
+                entry = self.stats_graphs[kinds] = self._capture_stats(kinds)
+            fill_table(entry.table, input_ids, attention_mask, token_type_ids, logits_at)
+            entry.graph.replay()
+            entry.done.record()
+            entry.done.synchronize()
+            return InputStats.read(entry.stats, has_types=token_type_ids is not None)
 
     def packed(self, batch: PackedBatch, *, return_packed: bool):
         """A packed batch (see ``fits``) -> its outputs, unpacked as ``PackedBatch.unpack`` does."""
         key = self.packed_key(batch.shape[0], batch.tokens, batch.logits_count)
 
-        def stage(host):
-            stage_packed(host, batch, self.model.config.pad_token_id)
+        def stage(entry):
+            stage_packed(entry.host, batch, self.model.config.pad_token_id)
 
         layout = self.model.output_rows(selected=batch.logits_rows is not None)
 
@@ -122,33 +159,33 @@ class GraphRunner:
     def warmup(self, keys) -> None:
         with self.lock:
             for key in keys:
-                self._graph(key, from_device=False)
+                self._graph(key)
 
     def memory_bytes(self) -> int:
         """Bytes of the graphs' shared pool (all its segments, from the allocator's snapshot)."""
         return sum(segment["total_size"] for segment in torch.cuda.memory_snapshot()
                    if tuple(segment.get("segment_pool_id", ())) == tuple(self.pool))
 
-    def _replay(self, key, stage, finish, *, from_device: bool = False):
+    def _replay(self, key, stage, finish, *, feed: InputKinds | None = None):
         """On the caller's stream. A graph's buffers are reused only once its last call has finished on the
         device, whatever stream that call ran on; single-threaded, that wait is already over."""
         with self.lock:
-            entry = self._graph(key, from_device=from_device)
+            entry = self._graph(key, feed, stage)
             entry.done.synchronize()
-            stage(entry.inputs if from_device else entry.host)
+            stage(entry)
             entry.graph.replay()
             result = finish(entry.outputs, entry.inputs)
             entry.done.record()
         return result
 
-    def _graph(self, key, *, from_device: bool) -> CapturedGraph:
-        entry = self.graphs.get((key, from_device))
+    def _graph(self, key, feed: InputKinds | None = None, stage=None) -> CapturedGraph:
+        entry = self.graphs.get((key, feed))
         if entry is not None:
-            self.graphs.move_to_end((key, from_device))
+            self.graphs.move_to_end((key, feed))
             return entry
         if len(self.graphs) >= self.max_graphs:
             self.graphs.popitem(last=False)
-        entry = self.graphs[key, from_device] = self._capture(key, copy_in=not from_device)
+        entry = self.graphs[key, feed] = self._capture(key, feed, stage)
         return entry
 
     def _full_rows(self, key) -> PackedBatch:
@@ -160,34 +197,80 @@ class GraphRunner:
         return PackedBatch.from_padded(np.zeros_like(mask), mask, None, None, None)
 
     @torch.inference_mode()
-    def _capture(self, key, *, copy_in: bool) -> CapturedGraph:
-        """A graph for ``key``; with ``copy_in``, its first node copies a pinned host buffer into its inputs (packed
-        batches, staged on the host, always have one)."""
+    def _capture(self, key, feed: InputKinds | None, stage) -> CapturedGraph:
+        """A graph for ``key``. Fed from the host (``feed`` None), its first node copies a pinned buffer into its
+        inputs, which an eager pass first fills with a valid batch of every token real. Fed from the device, its first
+        node copies the pinned address table of inputs of ``feed``'s kinds and a kernel stages them; the eager pass
+        runs on the inputs of the call that captures, which ``stage(entry)`` points the table at."""
         size = buffer_size(key)
-        pinned = torch.zeros(size, dtype=torch.int32, pin_memory=True) if copy_in else None
-        with torch.inference_mode(False):  # an ordinary tensor: calls fed from the device write into it outside
-            static = torch.zeros(size, dtype=torch.int32, device=self.model.device)
+        device = self.model.device
+        with torch.inference_mode(False):  # an ordinary tensor: written outside inference mode
+            static = torch.zeros(size, dtype=torch.int32, device=device)
         inputs = views(static, key)
-        # a valid batch to capture with: every token real, so eager warm-up runs every kernel on sane data
-        if key[0] == PADDED:
-            inputs["ids"].fill_(self.model.config.pad_token_id)
-            inputs["mask"].fill_(1)
+        if feed is None:
+            pinned = torch.zeros(size, dtype=torch.int32, pin_memory=True)
+            entry = CapturedGraph(torch.cuda.CUDAGraph(), pinned, views(pinned.numpy(), key), None, inputs,
+                                  torch.cuda.Event(), {})
+            self._stage_valid_batch(entry.host, key)
+
+            def copy_in():
+                static.copy_(pinned, non_blocking=True)  # a memcpy node: pinned memory may be read from a graph
         else:
-            stage_packed(views(pinned.numpy(), key), self._full_rows(key), self.model.config.pad_token_id)
-            static.copy_(pinned)
+            pinned = torch.zeros(TABLE_SLOTS, dtype=torch.int64, pin_memory=True)
+            table = torch.zeros(TABLE_SLOTS, dtype=torch.int64, device=device)
+            entry = CapturedGraph(torch.cuda.CUDAGraph(), pinned, None, pinned.numpy(), inputs, torch.cuda.Event(), {},
+                                  kept=(table,))
+            stage(entry)
+
+            def copy_in():
+                table.copy_(pinned, non_blocking=True)
+                launch_stage_padded(inputs, table, feed, self.model.config.pad_token_id)
 
         def forward():
             return self.model.run_inputs(inputs, key)
 
         # an eager pass first: Triton compiles and autotunes here, never inside the capture
+        copy_in()
         forward()
+        torch.cuda.current_stream().synchronize()
+        with collection_paused(), torch.cuda.graph(entry.graph, pool=self.pool):
+            copy_in()
+            entry.outputs = forward()
+        entry.done.record()
+        return entry
+
+    def _stage_valid_batch(self, host: dict, key) -> None:
+        pad_id = self.model.config.pad_token_id
+        if key[0] == PADDED:
+            host["ids"][...] = pad_id
+            host["mask"][...] = 1
+            host["types"][...] = 0
+            host["rows"][...] = 0
+        else:
+            stage_packed(host, self._full_rows(key), pad_id)
+
+    @torch.inference_mode()
+    def _capture_stats(self, kinds: InputKinds) -> StatsGraph:
+        """The stats kernel for inputs of ``kinds`` in a graph: its table copied in, its stats copied out to pinned
+        memory."""
+        device = self.model.device
+        pinned_table = torch.zeros(TABLE_SLOTS, dtype=torch.int64, pin_memory=True)
+        pinned_stats = torch.zeros(STATS, dtype=torch.float64, pin_memory=True)
+        table = torch.zeros(TABLE_SLOTS, dtype=torch.int64, device=device)
+        stats = torch.zeros(STATS, dtype=torch.float64, device=device)
+        # reads nothing yet: a table of an empty batch, its addresses the table's own
+        pinned_table.numpy()[:] = table.data_ptr()
+        pinned_table.numpy()[-2:] = 0
+
+        def run():
+            table.copy_(pinned_table, non_blocking=True)
+            launch_input_stats(table, stats, kinds)
+            pinned_stats.copy_(stats, non_blocking=True)
+
+        run()  # compiles outside the capture
         torch.cuda.current_stream().synchronize()
         graph = torch.cuda.CUDAGraph()
         with collection_paused(), torch.cuda.graph(graph, pool=self.pool):
-            if copy_in:
-                static.copy_(pinned, non_blocking=True)  # a memcpy node: pinned memory may be read from a graph
-            outputs = forward()
-        done = torch.cuda.Event()
-        done.record()
-        host = views(pinned.numpy(), key) if copy_in else None
-        return CapturedGraph(graph, pinned, host, inputs, done, outputs)
+            run()
+        return StatsGraph(graph, pinned_table.numpy(), pinned_stats.numpy(), torch.cuda.Event(),
+                          kept=(pinned_table, pinned_stats, table, stats))

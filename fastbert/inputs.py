@@ -110,11 +110,13 @@ def _check_host_values(config: BertConfig, input_ids, attention_mask, token_type
     return int(np.count_nonzero(logits_at)) if logits_at is not None else 0
 
 
-def _check_device_values(config: BertConfig, input_ids, attention_mask, token_type_ids, logits_at) -> int:
-    """The value checks of device inputs from one read back; returns how many positions logits_at selects."""
+def _check_device_values(config: BertConfig, input_ids, attention_mask, token_type_ids, logits_at,
+                         stats_of=input_stats) -> int:
+    """The value checks of device inputs from one read back by ``stats_of`` (``input_stats`` or the same from a
+    graph); returns how many positions logits_at selects."""
     if attention_mask is not None and attention_mask.dtype not in DEVICE_MASK_DTYPES:
         raise InputError(f"attention_mask must hold real numbers, got {attention_mask.dtype}")
-    stats = input_stats(input_ids, attention_mask, token_type_ids, logits_at)
+    stats = stats_of(input_ids, attention_mask, token_type_ids, logits_at)
     _check_bounds("input_ids", stats.min_id, stats.max_id, config.vocab_size, "vocabulary")
     if stats.bad_mask_value is not None:
         raise _not_binary("attention_mask", stats.bad_mask_value)
@@ -123,9 +125,10 @@ def _check_device_values(config: BertConfig, input_ids, attention_mask, token_ty
     return stats.selected
 
 
-def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_ids=None,
-                 logits_at=None) -> CheckedInputs:
-    """The inputs checked, None where not given; or raises InputError."""
+def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_ids=None, logits_at=None, *,
+                 device_stats=None) -> CheckedInputs:
+    """The inputs checked, None where not given; or raises InputError. ``device_stats``: what reads the stats of
+    device inputs (default ``input_stats``)."""
     host = on_host(input_ids)
     convert = as_array if host else torch.as_tensor
     input_ids = _as_index("input_ids", input_ids, host)
@@ -154,7 +157,10 @@ def check_inputs(config: BertConfig, input_ids, attention_mask=None, token_type_
                 f"logits_at must be a bool tensor shaped like input_ids {tuple(input_ids.shape)}, "
                 f"got {logits_at.dtype} {tuple(logits_at.shape)}"
             )
-    check_values = _check_host_values if host else _check_device_values
-    selected = check_values(config, input_ids, attention_mask, token_type_ids, logits_at)
+    if host:
+        selected = _check_host_values(config, input_ids, attention_mask, token_type_ids, logits_at)
+    else:
+        selected = _check_device_values(config, input_ids, attention_mask, token_type_ids, logits_at,
+                                        device_stats or input_stats)
     return CheckedInputs(input_ids, attention_mask, token_type_ids, logits_at,
                          selected if logits_at is not None else None)

@@ -196,13 +196,15 @@ class FastBert(nn.Module):
         ``logits`` and ``last_hidden_state`` are [N, ...] for its N true positions, in row-major order, and the MLM
         head and the last layer run only there (and at the rows other heads read).
         ``return_packed``: run packed and return [T, ...] outputs for the T tokens, with ``cu_seqlens``."""
-        checked = check_inputs(self.config, input_ids, attention_mask, token_type_ids, logits_at)
+        graphs = self.use_cuda_graphs and self.device.type == "cuda"
+        # device inputs' checks replay a graph of their own: a launch from Python costs more host time
+        checked = check_inputs(self.config, input_ids, attention_mask, token_type_ids, logits_at,
+                               device_stats=self.graph_runner.input_stats if graphs else None)
         input_ids, attention_mask = checked.input_ids, checked.attention_mask
         token_type_ids, logits_at = checked.token_type_ids, checked.logits_at
         if logits_at is not None and not any(Rows.SELECTED in head.reads for head in self.attached_heads()):
             raise InputError(f"logits_at selects where the MLM head runs, and this model has no MLM head (its head: "
                              f"{self.head_name})")
-        graphs = self.use_cuda_graphs and self.device.type == "cuda"
         graphed = graphs and len(input_ids) <= self.graph_runner.max_batch
         # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
         positions = math.prod(input_ids.shape)
@@ -216,19 +218,8 @@ class FastBert(nn.Module):
             if self._packs(mask, at, forced=return_packed or self.packed is True):
                 return self._forward_packed(ids, mask, types, at, graphs=graphs, return_packed=return_packed)
         if graphed:  # a replay needs no autograd state, and entering a no-grad mode costs every call host time
-            return FastBertOutput(self._replay(checked))
+            return FastBertOutput(self.graph_runner(checked))
         return FastBertOutput(self._forward_eager(input_ids, attention_mask, token_type_ids, logits_at))
-
-    def _replay(self, checked: CheckedInputs) -> dict:
-        """Checked inputs through their CUDA graph: numpy arrays staged on the host, device tensors on the device."""
-        logits_at = checked.logits_at
-        if logits_at is None:
-            rows = None
-        elif isinstance(logits_at, torch.Tensor):  # with its count known, finding the rows needs no sync
-            rows = torch.nonzero_static(logits_at.flatten(), size=checked.selected).squeeze(1)
-        else:
-            rows = np.flatnonzero(logits_at)
-        return self.graph_runner(checked.input_ids, checked.attention_mask, checked.token_type_ids, rows)
 
     # no_grad rather than inference_mode: outputs stay ordinary tensors, which callers may update in place (as those
     # of a graph replay, cloned outside any such mode)

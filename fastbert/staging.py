@@ -62,13 +62,11 @@ def views(buffer, key: tuple) -> dict:
 
 
 def stage_padded(v: dict, input_ids, attention_mask, token_type_ids, logits_rows, pad_id: int) -> None:
-    """[B, S] inputs into a padded buffer's views; ``logits_rows`` are flat indices into [B, S]. Numpy arrays into
-    a host buffer's views, or device tensors into a device buffer's (one kernel, and for the rows a few small
-    copies, with no sync)."""
+    """[B, S] numpy inputs into a padded host buffer's views; ``logits_rows`` are flat indices into [B, S]. (Inputs on
+    the GPU are staged by a kernel inside their graph: ``fastbert.ops.device_inputs``.)"""
     seq_b = v["ids"].shape[1]
     batch, seq_len = input_ids.shape
-    stage = device_inputs.stage_padded if isinstance(input_ids, torch.Tensor) else device_inputs.stage_padded_reference
-    stage(v, input_ids, attention_mask, token_type_ids, pad_id)
+    device_inputs.stage_padded_reference(v, input_ids, attention_mask, token_type_ids, pad_id)
     if len(v["rows"]):
         v["rows"][...] = 0
         # flat indices are into [B, S]; the buffer's tokens are laid out [batch_b, seq_b]

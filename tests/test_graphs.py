@@ -97,7 +97,7 @@ def test_live_graphs_are_bounded(gpu_model_dir):
     graphed.graph_runner.max_graphs = 2
     for seq in (8, 16, 32, 64, 8):
         graphed(torch.randint(1, 100, (1, seq)))
-    assert list(graphed.graph_runner.graphs) == [(("padded", 1, 64, 0), False), (("padded", 1, 8, 0), False)]
+    assert list(graphed.graph_runner.graphs) == [(("padded", 1, 64, 0), None), (("padded", 1, 8, 0), None)]
 
 
 @pytest.mark.gpu
@@ -173,7 +173,7 @@ def test_one_packed_graph_serves_any_split_of_its_tokens(gpu_model_dir):
         for row, n in enumerate(lengths):
             alone = eager(ids[row:row + 1, :n]).logits[0]
             torch.testing.assert_close(got[row, :n], alone, atol=FP16_ATOL, rtol=0)
-    assert list(graphed.graph_runner.graphs) == [(("packed", 2, 128, 0), False)]
+    assert list(graphed.graph_runner.graphs) == [(("packed", 2, 128, 0), None)]
 
 
 @pytest.mark.gpu
@@ -188,14 +188,29 @@ def test_packed_batches_past_the_largest_graph_run_eagerly(gpu_model_dir):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("lengths", [[8], [1, 33, 200], [16] * 5])
-def test_device_inputs_replay_without_a_round_trip(gpu_model_dir, monkeypatch, lengths):
-    """Inputs already on the GPU answer as the same inputs on the host, staged on the device: no copy to the host."""
+@pytest.mark.parametrize("kinds", ["int64", "int32 ids, bool mask", "float mask, strided"])
+def test_device_inputs_replay_without_a_round_trip(gpu_model_dir, monkeypatch, lengths, kinds):
+    """Inputs already on the GPU answer as the same inputs on the host, staged on the device: no copy to the host,
+    whatever their dtypes and strides (each kind its own graphs)."""
     _, graphed = eager_and_graphed(gpu_model_dir, packed=False)
     ids, mask, types = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=True)
     select = mask.bool() & (torch.rand(ids.shape) < 0.3)
     select[:, 0] = True
     want = graphed(ids, attention_mask=mask, token_type_ids=types, logits_at=select)
-    monkeypatch.setattr(torch.Tensor, "numpy", lambda *a, **k: pytest.fail("a device input went to the host"))
+    ids, mask, types, select = (t.cuda() for t in (ids, mask, types, select))
+    if kinds == "int32 ids, bool mask":
+        ids, mask = ids.int(), mask.bool()
+    elif kinds == "float mask, strided":  # [B, S] views of [S, B] tensors
+        ids, mask, types, select = (t.t().contiguous().t() for t in (ids, mask.float(), types, select))
+    for name in ("numpy", "cpu", "tolist", "item"):
+        original = getattr(torch.Tensor, name)
+
+        def refused(t, *args, _original=original, **kwargs):
+            if t.is_cuda:
+                pytest.fail("a device tensor went to the host")
+            return _original(t, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, refused)
     for _ in range(2):  # the capture, then a replay of the graph fed from the device
-        got = graphed(ids.cuda(), attention_mask=mask.cuda(), token_type_ids=types.cuda(), logits_at=select.cuda())
+        got = graphed(ids, attention_mask=mask, token_type_ids=types, logits_at=select)
         assert torch.equal(got.logits, want.logits) and torch.equal(got.last_hidden_state, want.last_hidden_state)
+    assert len(graphed.graph_runner.stats_graphs) == 1

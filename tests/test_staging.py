@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from fastbert.ops import device_inputs
 from fastbert.staging import PADDED, buffer_size, stage_padded, views
 from tests.conftest import DEVICE
 
@@ -53,14 +54,15 @@ def test_missing_mask_and_types_mean_every_token_and_type_zero():
 
 
 def test_device_tensors_are_staged_as_numpy_arrays_are():
-    """The graph runner stages device inputs with the same function, on tensor views of its device buffer (its
-    kernel runs under the interpreter on the CPU)."""
+    """The graph runner stages device inputs with a kernel (``fastbert.ops.device_inputs``, under the interpreter
+    on the CPU) into the same buffer layout as numpy inputs, rows from the ``logits_at`` mask included."""
     rng = np.random.default_rng(0)
     key = (PADDED, 4, 16, 4)
     ids, mask, types = rng.integers(1, 100, size=(3, 11)), rng.integers(0, 2, size=(3, 11)), rng.integers(0, 2, (3, 11))
-    rows = np.array([0, 12, 32])
-    host = staged(np.full(buffer_size(key), -1, dtype=np.int32), key, ids, mask, types, rows)
-    device = staged(torch.full((buffer_size(key),), -1, dtype=torch.int32, device=DEVICE), key,
-                    *(torch.from_numpy(a).to(DEVICE) for a in (ids, mask, types, rows)))
+    at = np.zeros((3, 11), dtype=bool)
+    at.reshape(-1)[[0, 12, 32]] = True
+    host = staged(np.full(buffer_size(key), -1, dtype=np.int32), key, ids, mask, types, np.flatnonzero(at))
+    device = views(torch.full((buffer_size(key),), -1, dtype=torch.int32, device=DEVICE), key)
+    device_inputs.stage_padded(device, *(torch.from_numpy(a).to(DEVICE) for a in (ids, mask, types, at)), PAD)
     for name in host:
         np.testing.assert_array_equal(device[name].cpu().numpy(), host[name])

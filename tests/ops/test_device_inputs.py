@@ -43,17 +43,29 @@ def test_strided_inputs():
     assert input_stats(ids, mask, types, at) == input_stats_reference(ids, mask, types, at)
 
 
-@pytest.mark.parametrize("batch,seq,batch_b,seq_b", [(1, 1, 1, 8), (1, 7, 1, 8), (3, 33, 4, 64), (2, 64, 2, 64)])
-@pytest.mark.parametrize("with_mask,with_types", [(True, True), (False, False), (True, False)])
-def test_staging_matches_the_reference(batch, seq, batch_b, seq_b, with_mask, with_types):
-    ids, mask, types, _ = inputs(batch, seq, mask_dtype=torch.bool)
-    mask, types = (mask if with_mask else None), (types if with_types else None)
+@pytest.mark.parametrize("batch,seq,batch_b,seq_b", [(1, 1, 1, 8), (1, 7, 1, 8), (3, 33, 4, 64), (2, 64, 2, 64),
+                                                     (3, 700, 4, 768)])
+@pytest.mark.parametrize("with_mask,with_types,with_rows", [(True, True, True), (False, False, False),
+                                                            (True, False, True)])
+def test_staging_matches_the_reference(batch, seq, batch_b, seq_b, with_mask, with_types, with_rows):
+    """The rows: each selected [B, S] position's flat index in the bucket's [batch_b, seq_b] layout, in row-major
+    order, then zeros; 700 x 3 positions take the kernel's rows loop over more than one block."""
+    ids, mask, types, at = inputs(batch, seq, mask_dtype=torch.bool)
+    mask, types, at = (mask if with_mask else None), (types if with_types else None), (at if with_rows else None)
+    selected = int(at.sum()) if at is not None else 0
 
     def buffers():
         return {name: torch.full((batch_b, seq_b), -1, dtype=torch.int32, device=DEVICE)
-                for name in ("ids", "mask", "types")}
+                for name in ("ids", "mask", "types")} | {"rows": torch.full((selected + 3,), -1, dtype=torch.int32,
+                                                                             device=DEVICE)}
     ours, expected = buffers(), buffers()
-    stage_padded(ours, ids, mask, types, pad_id=3)
+    stage_padded(ours, ids, mask, types, at, pad_id=3)
     stage_padded_reference(expected, ids, mask, types, pad_id=3)
-    for name in ours:
+    for name in ("ids", "mask", "types"):
         torch.testing.assert_close(ours[name], expected[name], rtol=0, atol=0)
+    if at is None:
+        return
+    positions = at.flatten().nonzero().squeeze(1)
+    want = positions // seq * seq_b + positions % seq
+    assert ours["rows"][:selected].tolist() == want.tolist()
+    assert (ours["rows"][selected:] == 0).all()
