@@ -7,13 +7,13 @@ pinned staging buffer (``fastbert.staging``, numpy: at batch 1 the host work is 
 latency) and replays; the graph's first node copies that buffer to the device, so a call launches
 nothing before the replay. Inputs already on the GPU get graphs of their own, per bucket and input dtypes
 (``fastbert.ops.device_inputs``): their first node copies a table of the inputs' addresses, and a kernel stages
-them; their checks replay a small graph too, so such a call launches nothing from Python either. Outputs come back as copies in the caller's shape. Graphs are captured on
-first use of a bucket or by ``warmup``; the least recently used are dropped past ``max_graphs``.
-Padded batches of more than ``max_batch`` rows, and packed ones of more tokens than ``max_batch`` full
-rows hold, run eagerly, since their graphs would hold much memory; up to there a graph saves the host
-work of launching, which at 128 rows of 128 tokens was still a good part of an eager call
-(benchmarks/NOTES.md, "Task workloads"). Replays run on the caller's stream under a lock, so calls from
-several threads are safe."""
+them; their checks replay a small graph too, so such a call launches nothing from Python either. Outputs come back
+as copies in the caller's shape. Graphs are captured on first use of a bucket or by ``warmup``; the least recently
+used are dropped past ``max_graphs``. Padded batches of more than ``max_batch`` rows, packed ones of more tokens
+than ``max_batch`` full rows hold, and calls with outputs past ``max_output_bytes`` run eagerly, since their graphs
+would hold much memory; up to there a graph saves the host work of launching, which at 128 rows of 128 tokens was
+still a good part of an eager call (benchmarks/NOTES.md, "Task workloads"). Replays run on the caller's stream
+under a lock, so calls from several threads are safe."""
 
 from __future__ import annotations
 
@@ -74,12 +74,14 @@ class StatsGraph:
 
 
 class GraphRunner:
-    def __init__(self, model, max_graphs: int = 64, max_batch: int = 256):
+    def __init__(self, model, max_graphs: int = 64, max_batch: int = 256, max_output_bytes: int = 256 * 2**20):
         # not a strong reference: a model and its runner in a cycle would hold the graphs' memory past ``del model``,
         # until a garbage collection
         self.model = weakref.proxy(model)
         self.max_graphs = max_graphs
         self.max_batch = max_batch
+        self.max_output_bytes = max_output_bytes
+        self.bytes_per_position = model.output_bytes(1, 1, 1)  # at least a call's output bytes over its positions
         self.pool = torch.cuda.graph_pool_handle()
         self.graphs: OrderedDict[tuple, CapturedGraph] = OrderedDict()
         self.stats_graphs: dict[InputKinds, StatsGraph] = {}
@@ -99,8 +101,21 @@ class GraphRunner:
     def packed_key(self, batch: int, tokens: int, logits_rows: int | None) -> tuple:
         return PACKED, batch_bucket(batch), token_bucket(tokens), rows_key(logits_rows, batch_bucket)
 
+    def takes(self, batch: int, positions: int, selected: int | None) -> bool:
+        """Whether a padded call of ``batch`` rows, ``positions`` in all, replays from a graph."""
+        return batch <= self.max_batch and self._holds(batch, positions, selected)
+
     def fits(self, batch: PackedBatch) -> bool:
-        return batch.tokens <= self.max_tokens and batch.shape[0] <= self.max_tokens
+        """Whether a packed batch replays from a graph."""
+        return (batch.tokens <= self.max_tokens and batch.shape[0] <= self.max_tokens
+                and self._holds(batch.shape[0], batch.tokens, batch.logits_count))
+
+    def _holds(self, batch: int, positions: int, selected: int | None) -> bool:
+        """Outputs past ``max_output_bytes`` run eagerly: a replay's outputs are copied out of the graph's pool, which
+        doubles their memory, and at that size the copy costs more than the eager pass's launches
+        (benchmarks/NOTES.md, "Work at every token"). The bound per position settles most calls with one product."""
+        return (positions * self.bytes_per_position <= self.max_output_bytes
+                or self.model.output_bytes(batch, positions, selected) <= self.max_output_bytes)
 
     def __call__(self, checked: CheckedInputs):
         """Checked [B, S] inputs -> the named outputs on the device, copied out of the graph's buffers. Numpy inputs
@@ -233,6 +248,7 @@ class GraphRunner:
         copy_in()
         forward()
         torch.cuda.current_stream().synchronize()
+        torch.cuda.empty_cache()  # the eager pass's blocks, free now, would stay reserved beside the pool for good
         with collection_paused(), torch.cuda.graph(entry.graph, pool=self.pool):
             copy_in()
             entry.outputs = forward()

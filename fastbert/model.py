@@ -190,6 +190,16 @@ class FastBert(nn.Module):
             layout.update({name: resolved(rows) for name, rows in head.outputs.items()})
         return layout
 
+    def output_bytes(self, batch: int, tokens: int, selected: int | None) -> int:
+        """Bytes of the outputs of a call on ``batch`` sequences of ``tokens`` tokens in all (padding included where
+        they are padded), ``selected`` of them chosen by ``logits_at`` (None: no ``logits_at``)."""
+        rows = {Rows.TOKENS: tokens, Rows.SELECTED: selected or 0, Rows.SEQUENCES: batch}
+        widths = {"last_hidden_state": self.config.hidden_size}
+        for head in self.attached_heads():
+            widths.update(head.widths())
+        layout = self.output_rows(selected=selected is not None)
+        return sum(rows[kind] * widths[name] for name, kind in layout.items()) * self.dtype.itemsize
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, logits_at=None,
                 return_packed=False) -> FastBertOutput:
         """``attention_mask``: 1 for tokens, 0 for padding. ``logits_at``: a [B, S] bool mask; when given,
@@ -205,9 +215,9 @@ class FastBert(nn.Module):
         if logits_at is not None and not any(Rows.SELECTED in head.reads for head in self.attached_heads()):
             raise InputError(f"logits_at selects where the MLM head runs, and this model has no MLM head (its head: "
                              f"{self.head_name})")
-        graphed = graphs and len(input_ids) <= self.graph_runner.max_batch
-        # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
         positions = math.prod(input_ids.shape)
+        graphed = graphs and self.graph_runner.takes(len(input_ids), positions, checked.selected)
+        # auto mode looks at the mask only for batches large enough to pack: batch 1 pays nothing for it
         may_pack = return_packed or self.packed is True or (
             self.packed is None and attention_mask is not None
             and positions >= tuning.settings(self.device).pack_from_positions)

@@ -134,6 +134,22 @@ def test_batches_past_the_largest_graph_run_eagerly(gpu_model_dir):
     assert not graphed.graph_runner.graphs
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("packed", [False, True])
+def test_calls_with_outputs_past_the_bound_run_eagerly(gpu_model_dir, packed):
+    """All-position logits of a large batch: no graph (its copy-out would double their memory), same answer."""
+    eager, graphed = eager_and_graphed(gpu_model_dir, packed=packed)
+    ids, mask, _ = random_batch(REALISTIC_BERT, [64, 30, 64, 9], pad_id=0, with_types=False)
+    size = graphed.output_bytes(4, int(mask.sum()) if packed else mask.numel(), None)
+    graphed.graph_runner.max_output_bytes = size - 1
+    torch.testing.assert_close(graphed(ids, attention_mask=mask).logits, eager(ids, attention_mask=mask).logits,
+                               atol=0, rtol=0)
+    assert not graphed.graph_runner.graphs
+    graphed.graph_runner.max_output_bytes = size
+    graphed(ids, attention_mask=mask)
+    assert graphed.graph_runner.graphs
+
+
 def one_mask_per_row(mask):
     at = torch.zeros_like(mask, dtype=torch.bool)
     for row, n in enumerate(mask.sum(1).tolist()):

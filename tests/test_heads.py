@@ -9,6 +9,7 @@ import torch
 from fastbert import CheckpointError, FastBert, InputError, UnsupportedModelError, convert_checkpoint
 from fastbert import model as model_module
 from fastbert.heads import NO_HEAD
+from fastbert.heads.masked_lm import padded_vocabulary
 from tests.checkpoints import TINY_BERT, TINY_ROBERTA, hf_model, save_hf_checkpoint
 from tests.conftest import DEVICE
 from tests.test_model import assert_close_on_valid, random_batch
@@ -214,3 +215,25 @@ def test_heads_in_reduced_precision_within_3x_of_transformers(tmp_path, dtype, f
     rounding = 4 * torch.finfo(dtype).eps * max(1.0, exact[valid].abs().max().item())
     print(f"{architecture} {dtype} {lengths} packed={packed}: fastbert {our_error:.3e}, transformers {hf_error:.3e}")
     assert our_error <= max(3 * hf_error, rounding)
+
+
+def test_output_bytes_count_every_output_a_call_returns(classifiers, bert_mlm_dir, bert_base_dir):
+    """What the graph runner weighs a call by: every output's rows as the call returns them, times its width as the
+    graph holds it (the MLM decoder's padded vocabulary)."""
+    ids, mask, _ = random_batch(TINY_BERT, [7, 1, 33], pad_id=0, with_types=False)  # valid ids in every family
+    at = mask.bool() & (torch.rand(ids.shape) < 0.3)
+    calls = [(classifiers[task][0], None) for task in ("sequence-classification", "token-classification")]
+    calls += [(bert_mlm_dir, None), (bert_mlm_dir, at), (bert_base_dir, None)]
+    for path, logits_at in calls:
+        model = FastBert.from_pretrained(path, device="cpu")
+        outputs = model(ids, attention_mask=mask, logits_at=logits_at)
+        widths = {"last_hidden_state": model.config.hidden_size}
+        for head in model.attached_heads():
+            widths.update(head.widths())
+        expected = 0
+        for name, t in outputs.items():
+            assert widths[name] == (padded_vocabulary(t.shape[-1]) if name == "logits" and model.head_name ==
+                                    "masked-lm" else t.shape[-1])
+            expected += t[..., 0].numel() * widths[name] * t.element_size()
+        selected = int(logits_at.sum()) if logits_at is not None else None
+        assert model.output_bytes(len(ids), ids.numel(), selected) == expected

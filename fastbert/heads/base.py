@@ -56,6 +56,10 @@ class Head(nn.Module):
         """The head, on the meta device, sized for ``state``'s tensors."""
         return cls(config)
 
+    def widths(self) -> dict[str, int]:
+        """Each output's last dimension."""
+        raise NotImplementedError
+
     @staticmethod
     def converted(state: dict[str, torch.Tensor], config: BertConfig) -> dict[str, torch.Tensor]:
         """A renamed checkpoint's tensors made ready for this head (see the masked-LM head's tied decoder)."""

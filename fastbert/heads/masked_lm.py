@@ -46,6 +46,9 @@ class MaskedLMHead(Head):
         self.decoder = Linear(config.hidden_size, padded_vocabulary(config.vocab_size))
         self.vocab_size = config.vocab_size
 
+    def widths(self):
+        return {"logits": self.decoder.weight.shape[0]}
+
     def forward(self, last: LastLayer, ops) -> dict[str, torch.Tensor]:
         h = ops.linear(last.at(Rows.SELECTED), self.transform.weight, self.transform.bias, gelu=True,
                        norm=norm_args(self.norm))

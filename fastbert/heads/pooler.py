@@ -21,5 +21,8 @@ class Pooler(Head):
         self.weight = nn.Parameter(torch.empty(config.hidden_size, config.hidden_size))
         self.bias = nn.Parameter(torch.empty(config.hidden_size))
 
+    def widths(self):
+        return {"pooler_output": self.weight.shape[0]}
+
     def forward(self, last: LastLayer, ops) -> dict[str, torch.Tensor]:
         return {"pooler_output": torch.tanh(ops.linear(last.at(Rows.FIRST), self.weight, self.bias))}     # [B, H]

@@ -72,6 +72,9 @@ class SentenceEmbeddingHead(Head):
         self.normalize = normalize
         self.dimension = width
 
+    def widths(self):
+        return {"sentence_embedding": self.dimension}
+
     def forward(self, last: LastLayer, ops) -> dict[str, torch.Tensor]:
         x = torch.cat([self._pool(mode, last, ops) for mode in self.modes], dim=-1)                 # [B, modes * H]
         for dense, activation in zip(self.dense, self.activations):

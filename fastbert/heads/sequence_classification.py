@@ -34,6 +34,9 @@ class SequenceClassificationHead(Head):
     def from_checkpoint(cls, config, state):
         return cls(config, label_count(config, state))
 
+    def widths(self):
+        return {"logits": self.out.weight.shape[0]}
+
     def forward(self, last: LastLayer, ops) -> dict[str, torch.Tensor]:
         pooled = torch.tanh(ops.linear(last.at(Rows.FIRST), self.dense.weight, self.dense.bias))         # [B, H]
         return {"logits": ops.linear(pooled, self.out.weight, self.out.bias)}                           # [B, L]

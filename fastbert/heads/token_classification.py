@@ -25,5 +25,8 @@ class TokenClassificationHead(Head):
     def from_checkpoint(cls, config, state):
         return cls(config, label_count(config, state))
 
+    def widths(self):
+        return {"logits": self.out.weight.shape[0]}
+
     def forward(self, last: LastLayer, ops) -> dict[str, torch.Tensor]:
         return {"logits": ops.linear(last.at(Rows.TOKENS), self.out.weight, self.out.bias)}       # [..., L]
