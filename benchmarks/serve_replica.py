@@ -2,8 +2,8 @@
 batcher in a child process, fed over a pipe. Only Ray's transport is left out; what crosses between the processes
 (the items with their tokens, the results) is pickled, as Ray pickles it.
 
-The parent's ``RemoteReplica.submit`` is a Frontend's ``submit``. Each side writes on a thread of its own while its
-event loop reads, so that neither blocks the other when both pipes are full.
+The parent's ``RemoteReplica.submit`` is a Frontend's ``submit``. Both sides read and write the pipe on their event
+loop (``pipe_channel``), each answer going back as soon as its request's results are in.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import multiprocessing
-from concurrent.futures import ThreadPoolExecutor
 
+from fastbert.serve.heap import settle
 from fastbert.serve.metrics import BatchMetrics
 from fastbert.serve.settings import ServeSettings
 from fastbert.serve.tasks import TaskSpec, load_task
+
+from .pipe_channel import Channel
 
 SNAPSHOT = "snapshot"  # a request for the replica's batch metrics
 
@@ -29,10 +31,11 @@ class RemoteReplica:
         self.process = context.Process(target=_replica_main, args=(child, model, device, dtype, settings),
                                        daemon=True)
         self.process.start()
+        child.close()  # the child's end lives in the child alone: closing ours is what ends it
         self.spec: TaskSpec = self.connection.recv()
         self._numbers = itertools.count()
         self._pending: dict[int, asyncio.Future] = {}
-        self._writer = ThreadPoolExecutor(max_workers=1)
+        self._opened: asyncio.Task | None = None  # the channel on the current event loop, and its reader
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def submit(self, items, tokens) -> list:
@@ -42,62 +45,70 @@ class RemoteReplica:
         return await self._call(SNAPSHOT)
 
     def close(self) -> None:
-        self.connection.send(None)
+        """Ends the replica process: it stops when the pipe closes."""
+        self.connection.close()
         self.process.join(timeout=30)
-        self._writer.shutdown()
 
     async def _call(self, message):
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (one asyncio.run per measured point): read on it
             self.detach()
-            loop.add_reader(self.connection.fileno(), self._answered)
-            self._loop = loop
+            self._loop, self._opened = loop, loop.create_task(self._open())  # before the await: calls share it
+        channel, _ = await self._opened
         number = next(self._numbers)
         future = self._pending[number] = loop.create_future()
-        await loop.run_in_executor(self._writer, self.connection.send, (number, message))
+        channel.send((number, message))
         result = await future
         if isinstance(result, BaseException):
             raise result
         return result
 
-    def _answered(self) -> None:
-        number, result = self.connection.recv()
-        future = self._pending.pop(number)
-        if not future.done():
-            future.set_result(result)
+    async def _open(self) -> tuple[Channel, asyncio.Task]:
+        channel = await Channel.open(self.connection)
+        return channel, asyncio.get_running_loop().create_task(self._answers(channel))
+
+    async def _answers(self, channel: Channel) -> None:
+        async for number, result in channel.messages():
+            future = self._pending.pop(number)
+            if not future.done():
+                future.set_result(result)
 
     def detach(self) -> None:
         """Stop reading on the current event loop, before it closes."""
         if self._loop is not None:
-            self._loop.remove_reader(self.connection.fileno())
-            self._loop = None
+            if self._opened.done():
+                channel, reading = self._opened.result()
+                reading.cancel()
+                channel.close()
+            else:
+                self._opened.cancel()
+            self._loop = self._opened = None
 
 
 def _replica_main(connection, model: str, device: str, dtype: str | None, settings: ServeSettings) -> None:
     task = load_task("embed", model, device=device, dtype=dtype)
     connection.send(task.spec())
+    settle()
     asyncio.run(_serve(connection, task, settings))
 
 
 async def _serve(connection, task, settings: ServeSettings) -> None:
     loop = asyncio.get_running_loop()
     metrics = BatchMetrics()
-    batcher = settings.batcher(task.run, metrics)
-    writer = ThreadPoolExecutor(max_workers=1)
-    arrived: asyncio.Queue = asyncio.Queue()
-    loop.add_reader(connection.fileno(), lambda: arrived.put_nowait(connection.recv()))
+    batcher = settings.batcher(task.run, metrics, task.collect)
+    channel = await Channel.open(connection)
 
     async def answer(number: int, message) -> None:
         try:
             result = metrics.snapshot(batcher.in_flight) if message == SNAPSHOT else await batcher.submit(*message)
         except Exception as error:  # noqa: BLE001 - sent back, raised by the caller
             result = error
-        await loop.run_in_executor(writer, connection.send, (number, result))
+        channel.send((number, result))
 
     running = set()
-    while (received := await arrived.get()) is not None:
-        job = loop.create_task(answer(*received))
+    async for number, message in channel.messages():
+        job = loop.create_task(answer(number, message))
         running.add(job)
         job.add_done_callback(running.discard)
     batcher.close()
-    writer.shutdown()
+    channel.close()

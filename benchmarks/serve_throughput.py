@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from fastbert.serve.frontend import Frontend
+from fastbert.serve.heap import settle
 from fastbert.serve.metrics import BatchMetrics
 from fastbert.serve.settings import ServeSettings
 from fastbert.serve.tasks import load_task
@@ -97,7 +98,7 @@ async def through_server(spec, settings: ServeSettings, submit, batch_snapshot, 
 async def in_one_process(task, settings: ServeSettings, texts: list[str], **load) -> dict:
     """The request side, the batcher and the model in this process and its one event loop."""
     metrics = BatchMetrics()
-    batcher = settings.batcher(task.run, metrics)
+    batcher = settings.batcher(task.run, metrics, task.collect)
 
     async def snapshot():
         return metrics.snapshot(0)
@@ -159,6 +160,7 @@ def main(argv=None) -> None:
     settings = ServeSettings(max_batch_tokens=args.max_batch_tokens, max_batch_wait_ms=args.max_batch_wait_ms,
                              max_concurrent_requests=max(512, args.clients)).on(device)
     texts = embedding_texts(args.texts)
+    settle()
 
     baseline = in_process(task.api, texts, [int(b) for b in args.batch_sizes.split(",")], args.seconds)
     best = max(baseline, key=lambda row: row["embeddings_per_s"])

@@ -44,6 +44,11 @@ class Tokens(NamedTuple):
     ids: list[int]
     type_ids: list[int]
 
+    def __reduce__(self):
+        # pickled by its constructor: a named tuple's default goes through a Python __getnewargs__ call, which a
+        # server pays for each input it sends to a model replica
+        return Tokens, (self.ids, self.type_ids)
+
 
 @dataclass
 class TokenBatch:

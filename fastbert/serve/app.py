@@ -21,6 +21,7 @@ from .api import build_app
 from .batcher import Overloaded
 from .errors import UNAVAILABLE, RequestError
 from .frontend import Frontend
+from .heap import settle
 from .metrics import BatchMetrics, RequestMetrics, merge, render
 from .settings import ServeSettings
 from .tasks import TASKS, Item, TaskSpec, load_task
@@ -36,7 +37,8 @@ class Model:
     def __init__(self, model: str, task: str, device: str | None, dtype: str | None, settings: ServeSettings):
         self.task = load_task(task, model, device=device, dtype=dtype)
         self.metrics = BatchMetrics()
-        self.batcher = settings.batcher(self.task.run, self.metrics)
+        self.batcher = settings.batcher(self.task.run, self.metrics, self.task.collect)
+        settle()
 
     def spec(self) -> TaskSpec:
         return self.task.spec()
@@ -68,6 +70,7 @@ class Ingress:
         self.model = model
         self.metrics = RequestMetrics()
         self.frontend = Frontend(await model.spec.remote(), settings, self._submit)
+        settle()
 
     def __serve_build_asgi_app__(self):
         return build_app(self.frontend, self.metrics, health=self._health, scrape=self._scrape)

@@ -44,11 +44,14 @@ class _Request:
 
 
 class TokenBatcher:
-    """Runs ``run_batch(inputs) -> results`` (one result per input, blocking) on batches of submitted inputs."""
+    """Runs ``run_batch(inputs) -> results`` (one result per input, blocking) on batches of submitted inputs; a
+    request's answer is ``collect(results)`` of its inputs' results, in order (default: the list)."""
 
     def __init__(self, run_batch: Callable[[list], list], *, max_batch_tokens: int, max_wait_s: float,
-                 max_concurrent_requests: int, observer: BatchObserver | None = None):
+                 max_concurrent_requests: int, observer: BatchObserver | None = None,
+                 collect: Callable[[list], object] = list):
         self.run_batch = run_batch
+        self.collect = collect
         self.max_batch_tokens = max_batch_tokens
         self.max_wait_s = max_wait_s
         self.max_concurrent_requests = max_concurrent_requests
@@ -56,7 +59,7 @@ class TokenBatcher:
         self.in_flight = 0
         self._queue: deque[_Request] = deque()
         self._queued_tokens = 0
-        self._arrived = asyncio.Event()
+        self._wake = asyncio.Event()  # the batching loop has something to do: a first request, or a full budget
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastbert-batch")
         self._loop_task: asyncio.Task | None = None
         self._closed = False
@@ -84,7 +87,10 @@ class TokenBatcher:
         try:
             self._queue.append(request)
             self._queued_tokens += sum(tokens)
-            self._arrived.set()
+            # the loop waits for a first request, then for the budget to fill or its deadline: waking it for each
+            # request in between would cost a pass of the event loop each
+            if len(self._queue) == 1 or self._queued_tokens >= self.max_batch_tokens:
+                self._wake.set()
             return await request.future  # a caller that goes away cancels the future: its inputs are skipped
         finally:
             self.in_flight -= 1
@@ -118,13 +124,13 @@ class TokenBatcher:
     async def _next_batch(self, loop) -> tuple[list[tuple[_Request, int]], int]:
         """Waits for a request, then for others until the budget fills or the oldest has waited ``max_wait_s``."""
         while not self._queue:
-            self._arrived.clear()
-            await self._arrived.wait()
+            self._wake.clear()
+            await self._wake.wait()
         deadline = self._queue[0].enqueued + self.max_wait_s
         while self._queued_tokens < self.max_batch_tokens and (remaining := deadline - loop.time()) > 0:
-            self._arrived.clear()
+            self._wake.clear()
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                await asyncio.wait_for(self._wake.wait(), remaining)
             except asyncio.TimeoutError:
                 break
         return self._take()
@@ -175,5 +181,5 @@ class TokenBatcher:
             request.results[index] = result
             request.unanswered -= 1
             if request.unanswered == 0:
-                request.future.set_result(request.results)
+                request.future.set_result(self.collect(request.results))
 

@@ -33,9 +33,11 @@ class ServeSettings:
             return self
         return replace(self, max_batch_tokens=CUDA_BATCH_TOKENS if device.startswith("cuda") else CPU_BATCH_TOKENS)
 
-    def batcher(self, run_batch, observer: BatchObserver | None = None) -> TokenBatcher:
-        """A batcher of ``run_batch`` with these limits (the batch budget resolved by ``on``)."""
+    def batcher(self, run_batch, observer: BatchObserver | None = None, collect=list) -> TokenBatcher:
+        """A batcher of ``run_batch`` with these limits (the batch budget resolved by ``on``); ``collect``: a request's
+        answer from its results (``TokenBatcher``)."""
         if self.max_batch_tokens is None:
             raise ValueError("resolve the batch budget for a device first: settings.on(device)")
         return TokenBatcher(run_batch, max_batch_tokens=self.max_batch_tokens, max_wait_s=self.max_batch_wait_ms / 1000,
-                            max_concurrent_requests=self.max_concurrent_requests, observer=observer)
+                            max_concurrent_requests=self.max_concurrent_requests, observer=observer,
+                            collect=collect)

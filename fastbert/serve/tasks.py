@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from ..batching import Tokens
@@ -31,6 +32,10 @@ class Item:
     text: str | tuple[str, str]
     options: tuple = ()
     tokens: Tokens | None = None  # the input as the model reads it, where the task reads tokens (Task.reads_tokens)
+
+    def __reduce__(self):
+        # pickled by its constructor, as Tokens is: a dataclass's default pickling (its state as a dict) costs more
+        return Item, (self.text, self.options, self.tokens)
 
 
 @dataclass
@@ -89,6 +94,10 @@ class Task:
                 results[index] = result
         return results
 
+    def collect(self, results: list):
+        """A request's results, in order, as its answer goes back to the request side."""
+        return results
+
     def _input(self, item: Item):
         if not self.reads_tokens:
             return item.text
@@ -122,6 +131,10 @@ class EmbedTask(Task):
     def call(self, tokens, normalize):
         embeddings = self.api.encode_tokens(tokens, batch_size=len(tokens), normalize_embeddings=normalize)
         return list(embeddings.cpu().numpy())
+
+    def collect(self, rows):
+        # one [n, D] array: it pickles as one piece where n rows would pickle one by one
+        return np.stack(rows)
 
 
 class RerankTask(Task):

@@ -183,3 +183,14 @@ def test_the_observer_sees_each_batch_and_each_request_queue_time():
     run(main())
     assert seen["batches"] == [(8, 2), (4, 1)]
     assert len(seen["queued"]) == 2 and all(s >= 0 for s in seen["queued"])
+
+
+def test_a_request_answers_what_collect_makes_of_its_results_in_order():
+    model = FakeModel()
+
+    async def main():
+        b = batcher(model, max_batch_tokens=10, collect=tuple)
+        return await asyncio.gather(b.submit([1, 2], [4, 4]), b.submit([3, 4], [4, 1]))
+
+    assert run(main()) == [(2, 4), (6, 8)]  # the lists the default answers, as collect made them
+    assert model.batches == [[1, 2], [3, 4]]
