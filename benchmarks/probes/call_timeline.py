@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import torch
@@ -88,7 +89,7 @@ def device_timeline(call, gaps: int = 8) -> None:
                      key=lambda e: e.time_range.start)
     # calls are separated by the host's sync: split where the device idles longest
     spans, current = [], [kernels[0]]
-    for previous, event in zip(kernels, kernels[1:]):
+    for previous, event in pairwise(kernels):
         if event.time_range.start - previous.time_range.end > 50:
             spans.append(current)
             current = []
@@ -99,7 +100,7 @@ def device_timeline(call, gaps: int = 8) -> None:
     span = last[-1].time_range.end - last[0].time_range.start
     print(f"  device, last call: {len(last)} kernels and copies, {busy:.0f} µs busy over a {span:.0f} µs span "
           f"({len(spans)} groups in {PROFILED_CALLS} calls)")
-    widest = sorted(zip(last, last[1:]), key=lambda pair: pair[0].time_range.end - pair[1].time_range.start)[:gaps]
+    widest = sorted(pairwise(last), key=lambda pair: pair[0].time_range.end - pair[1].time_range.start)[:gaps]
     for before, after in widest:
         gap = after.time_range.start - before.time_range.end
         print(f"    gap {gap:6.1f} µs after {before.name[:60]!r} before {after.name[:60]!r}")

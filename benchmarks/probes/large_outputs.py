@@ -1,5 +1,5 @@
-"""Where the time of a large all-position call goes: graph replay + copy-out against an eager pass, and the MLM
-decoder GEMM at the vocabulary's width against a width padded to a multiple of 64 (bert-base-cased, fp16).
+"""Where the time and memory of a large all-position call go: graph replay + copy-out against an eager pass, and
+the MLM decoder GEMM at the vocabulary's width against a width padded to a multiple of 64 (bert-base-cased, fp16).
 
     PYTHONPATH=. python3 -m benchmarks.probes.large_outputs
 """
@@ -38,13 +38,28 @@ def model_calls(directory: Path, batch: int, seq: int) -> None:
 
 
 def time_head(directory: Path, head: str, output: str, ids, mask) -> None:
+    """Each way a call can run, back to back (``do_bench``), with the memory reserved at the peak of one call and
+    the graphs' pool: from a graph whatever its outputs, as the engine runs it (eagerly past ``max_output_bytes``),
+    and with graphs off."""
     from fastbert import FastBert
 
     model = FastBert.from_pretrained(directory, device="cuda", head=head)
-    for graphs in (True, False):
+    default_bound = model.graph_runner.max_output_bytes
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    for way, graphs, bound in (("graph + copy-out", True, 2**62), ("as the engine runs it", True, default_bound),
+                               ("eager", False, default_bound)):
+        model.reset_graphs()
+        torch.cuda.empty_cache()
         model.use_cuda_graphs = graphs
+        model.graph_runner.max_output_bytes = bound
         ms = median_ms(lambda: getattr(model(ids, attention_mask=mask), output))
-        print(f"{head} {tuple(ids.shape)} {'graph + copy-out' if graphs else 'eager'}: {ms:.3f} ms")
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        getattr(model(ids, attention_mask=mask), output)
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_reserved() / 2**20
+        print(f"{head} {tuple(ids.shape)} {way}: {ms:.3f} ms; peak reserved {peak:.0f} MiB (weights "
+              f"{weights / 2**20:.0f}, graph pool {model.graph_memory_bytes() / 2**20:.0f})")
 
 
 def main() -> None:
