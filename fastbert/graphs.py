@@ -248,7 +248,6 @@ class GraphRunner:
         copy_in()
         forward()
         torch.cuda.current_stream().synchronize()
-        torch.cuda.empty_cache()  # the eager pass's blocks, free now, would stay reserved beside the pool for good
         with collection_paused(), torch.cuda.graph(entry.graph, pool=self.pool):
             copy_in()
             entry.outputs = forward()
