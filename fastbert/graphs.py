@@ -28,8 +28,8 @@ import torch
 from .heads import Rows
 from .inputs import CheckedInputs
 from .ops.common import collection_paused
-from .ops.device_inputs import (STATS, TABLE_SLOTS, InputKinds, InputStats, fill_table, launch_input_stats,
-                                launch_stage_padded)
+from .ops.device_inputs import STATS, TABLE_SLOTS, InputKinds, InputStats, fill_table
+from .ops.device_inputs import launch_input_stats, launch_stage_padded
 from .packing import PackedBatch, token_bucket
 from .staging import PACKED, PADDED, buffer_size, rows_key, stage_packed, stage_padded, views
 
@@ -54,13 +54,14 @@ def batch_bucket(n: int) -> int:
 @dataclass
 class CapturedGraph:
     graph: torch.cuda.CUDAGraph
-    pinned: torch.Tensor  # what the graph's first node copies to the device: the int32 staging buffer of a graph fed
-    host: dict | None     # from the host, whose named numpy views ``host`` holds (fastbert.staging); or the int64
-    table: np.ndarray | None  # address table of a graph fed from the device, ``table`` its numpy view
-    inputs: dict          # named views of the graph's device input buffer
-    done: torch.cuda.Event  # the last call's replay (copy in included) and copies out have finished
-    outputs: dict         # the forward pass's named static output tensors
-    kept: tuple = ()      # other device tensors it reads, allocated outside its pool: alive as long as it is
+    pinned: torch.Tensor      # what its first node copies in: the int32 staging buffer of a graph fed from the
+                              # host, or the int64 table of the input addresses of one fed from the device
+    host: dict | None         # fed from the host: named numpy views of ``pinned`` (fastbert.staging)
+    table: np.ndarray | None  # fed from the device: the numpy view of ``pinned``
+    inputs: dict              # named views of the graph's device input buffer
+    done: torch.cuda.Event    # the last call's replay (copy in included) and copies out have finished
+    outputs: dict             # the forward pass's named static output tensors
+    kept: tuple = ()          # other device tensors it reads, allocated outside its pool: alive as long as it is
 
 
 @dataclass
@@ -219,7 +220,7 @@ class GraphRunner:
         runs on the inputs of the call that captures, which ``stage(entry)`` points the table at."""
         size = buffer_size(key)
         device = self.model.device
-        with torch.inference_mode(False):  # an ordinary tensor: written outside inference mode
+        with torch.inference_mode(False):  # an ordinary tensor, which code outside inference mode may update in place
             static = torch.zeros(size, dtype=torch.int32, device=device)
         inputs = views(static, key)
         if feed is None:

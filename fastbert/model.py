@@ -26,7 +26,7 @@ from .errors import CheckpointError, InputError
 from .graphs import GraphRunner
 from .heads import Head, LastLayer, Rows
 from .hub import CheckpointSource
-from .inputs import CheckedInputs, as_array, check_inputs
+from .inputs import as_array, check_inputs
 from .layers import LayerNorm, Linear, Table, norm_args
 from .ops import BACKENDS
 from .ops.common import interpreting
