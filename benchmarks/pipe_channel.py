@@ -4,6 +4,10 @@
 event loop writes what the pipe cannot take yet when it can. The reader unpickles each frame whole. Under load, one
 write and one read carry many requests or answers, where a message each would cost a write, a read and a pass of
 the loop each.
+
+A frame is read in one pass where the kernel holds it whole: the socket buffers, the stream's limit and the
+transport's read size are raised past a frame's size, so that a large frame is not read a slice per pass (and the
+reading paused and resumed between slices) while the loop's other work runs in each pass.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import struct
 from collections.abc import AsyncIterator
 
 HEADER = struct.Struct("!Q")  # a frame's length in bytes
+# more than a pass's frame of requests or answers holds; the kernel caps the socket buffers at its own maximum
+FRAME_BYTES = 8 << 20
 
 
 class Channel:
@@ -31,7 +37,11 @@ class Channel:
         """A channel on a duplicate of ``connection``'s socket: closing the channel leaves the connection open."""
         sock = socket.socket(fileno=os.dup(connection.fileno()))
         sock.setblocking(False)
-        return cls(*await asyncio.open_connection(sock=sock))
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, FRAME_BYTES)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=FRAME_BYTES)
+        writer.transport.max_size = FRAME_BYTES  # bytes taken in one read of the socket (asyncio's default: 256 KiB)
+        return cls(reader, writer)
 
     def send(self, message) -> None:
         """Queues ``message``; it leaves with the others sent in this pass of the event loop."""

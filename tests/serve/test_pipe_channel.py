@@ -66,3 +66,23 @@ def test_items_pickle_to_equal_items():
     assert pickle.loads(pickle.dumps(MESSAGES[1][1][0])) == MESSAGES[1][1][0]
     tokens = pickle.loads(pickle.dumps(Tokens([1, 2], [0, 1])))
     assert tokens == Tokens([1, 2], [0, 1]) and type(tokens) is Tokens
+
+
+def test_a_large_frame_is_read_without_pausing_the_reader():
+    left, right = multiprocessing.Pipe()
+    message = (7, b"\x01" * (3 << 20))  # past asyncio's default stream limit and read size
+
+    async def main():
+        sender, receiver = await Channel.open(left), await Channel.open(right)
+        pauses = []
+        transport = receiver._reader._transport
+        pause = transport.pause_reading
+        transport.pause_reading = lambda: (pauses.append(True), pause())
+        sender.send(message)
+        received = await anext(receiver.messages())
+        sender.close()
+        receiver.close()
+        return received, pauses
+
+    received, pauses = asyncio.run(asyncio.wait_for(main(), 20))
+    assert received == message and not pauses
