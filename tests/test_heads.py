@@ -217,16 +217,17 @@ def test_heads_in_reduced_precision_within_3x_of_transformers(tmp_path, dtype, f
     assert our_error <= max(3 * hf_error, rounding)
 
 
-def test_output_bytes_count_every_output_a_call_returns(classifiers, bert_mlm_dir, bert_base_dir):
+def test_output_bytes_count_every_output_a_call_returns(tmp_path, bert_mlm_dir, bert_base_dir):
     """What the graph runner weighs a call by: every output's rows as the call returns them, times its width as the
     graph holds it (the MLM decoder's padded vocabulary)."""
-    ids, mask, _ = random_batch(TINY_BERT, [7, 1, 33], pad_id=0, with_types=False)  # valid ids in every family
+    ids, mask, types = random_batch(TINY_BERT, [7, 1, 33], pad_id=0, with_types=True)
     at = mask.bool() & (torch.rand(ids.shape) < 0.3)
-    calls = [(classifiers[task][0], None) for task in ("sequence-classification", "token-classification")]
+    calls = [(save_hf_checkpoint(tmp_path / suffix, "Bert" + suffix, labelled(TINY_BERT, labels)), None)
+             for suffix, labels in (("ForSequenceClassification", SENTIMENT), ("ForTokenClassification", BIO))]
     calls += [(bert_mlm_dir, None), (bert_mlm_dir, at), (bert_base_dir, None)]
     for path, logits_at in calls:
         model = FastBert.from_pretrained(path, device="cpu")
-        outputs = model(ids, attention_mask=mask, logits_at=logits_at)
+        outputs = model(ids, attention_mask=mask, token_type_ids=types, logits_at=logits_at)
         widths = {"last_hidden_state": model.config.hidden_size}
         for head in model.attached_heads():
             widths.update(head.widths())
