@@ -133,9 +133,13 @@ def test_the_replicas_run_on_both_nodes_and_both_serve(url):
     assert len(batches) == 2 and all(count > 0 for count in batches), batches  # the load reached both
 
 
+KILL_ATTEMPTS = 3  # a kill can race the completion of the requests it was aimed at, and then hit none
+
+
 def test_a_replica_killed_under_load_costs_503s_only_and_is_replaced(url, fill):
     bodies = mixed_bodies("fill-mask", clients=16, requests_per_client=20, seed=2)
     expected = answers_by_text(fill, bodies)
+
     async def load_and_kill() -> tuple:
         load = asyncio.ensure_future(run_load(url + "/fill-mask", bodies, timeout_s=60))
         while True:  # kill a replica with requests inside
@@ -145,14 +149,19 @@ def test_a_replica_killed_under_load_costs_503s_only_and_is_replaced(url, fill):
                 return holding[0], await load
             await asyncio.sleep(0.02)
 
-    victim, report = asyncio.run(load_and_kill())
-    statuses = [r.status for r in report.replies]
-    assert set(statuses) <= {200, 503} and 503 in statuses, statuses  # none timed out (0), none lost
-    assert not wrong_replies(report, bodies, expected)
-    refused = next(r for r in report.replies if r.status == 503)
-    assert '"error_type": "unhealthy"' in refused.body
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and (victim in replicas() or len(replicas()) < 2):
-        time.sleep(0.5)
-    assert victim not in replicas() and len(replicas()) == 2
+    refused = []
+    for _ in range(KILL_ATTEMPTS):
+        victim, report = asyncio.run(load_and_kill())
+        statuses = [r.status for r in report.replies]
+        assert set(statuses) <= {200, 503}, statuses  # none timed out (0), none lost
+        assert not wrong_replies(report, bodies, expected)
+        refused += [r for r in report.replies if r.status == 503]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (victim in replicas() or len(replicas()) < 2):
+            time.sleep(0.5)
+        assert victim not in replicas() and len(replicas()) == 2
+        if refused:
+            break
+    assert refused, f"no request of {KILL_ATTEMPTS} killed replicas was answered 503"
+    assert '"error_type": "unhealthy"' in refused[0].body
     assert same_answer(post(url, "/fill-mask", {"inputs": MASKED[0]}).json(), fill(MASKED[0]))
