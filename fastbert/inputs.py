@@ -110,8 +110,7 @@ def _check_host_values(config: BertConfig, input_ids, attention_mask, token_type
     return int(np.count_nonzero(logits_at)) if logits_at is not None else 0
 
 
-def _check_device_values(config: BertConfig, input_ids, attention_mask, token_type_ids, logits_at,
-                         stats_of=input_stats) -> int:
+def _check_device_values(config: BertConfig, input_ids, attention_mask, token_type_ids, logits_at, stats_of) -> int:
     """The value checks of device inputs from one read back by ``stats_of`` (``input_stats`` or the same from a
     graph); returns how many positions logits_at selects."""
     if attention_mask is not None and attention_mask.dtype not in DEVICE_MASK_DTYPES:

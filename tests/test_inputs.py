@@ -50,12 +50,13 @@ def test_device_inputs_are_refused_as_host_inputs_are(model, ids, mask, types, m
     """The checks of inputs on a GPU read their values back in one transfer (one kernel; on the CPU it runs under
     the interpreter), and refuse what the host checks refuse, with the same message."""
     from fastbert.inputs import _check_device_values
+    from fastbert.ops.device_inputs import input_stats
 
     ids = torch.tensor(ids, device=DEVICE)
     mask = torch.tensor(mask, device=DEVICE) if mask is not None else None
     types = torch.tensor(types, device=DEVICE) if types is not None else None
     with pytest.raises(InputError, match=message):
-        _check_device_values(model.config, ids, mask, types, None)
+        _check_device_values(model.config, ids, mask, types, None, input_stats)
     with pytest.raises(InputError, match=message):
         model(ids.cpu(), attention_mask=None if mask is None else mask.cpu(),
               token_type_ids=None if types is None else types.cpu())
@@ -63,4 +64,4 @@ def test_device_inputs_are_refused_as_host_inputs_are(model, ids, mask, types, m
     select[0, 1:] = True
     if message.startswith("attention_mask"):  # the count of selected positions comes back with the checks
         ok = torch.tensor([[1, 1, 0]], device=DEVICE)
-        assert _check_device_values(model.config, ids, ok, types, select) == 2
+        assert _check_device_values(model.config, ids, ok, types, select, input_stats) == 2
