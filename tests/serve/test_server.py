@@ -117,11 +117,15 @@ def replica_node(name: str) -> str:
     return ray.get(replica.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id()))
 
 
+def _batcher_in_flight(_) -> int:
+    model = serve.get_replica_context().servable_object
+    return 0 if model is None else model.batcher.in_flight  # None: a replacement replica still constructing
+
+
 def in_flight(name: str) -> int:
-    """Requests queued or running in the batcher of the model replica ``name``."""
+    """Requests queued or running in the batcher of the model replica ``name``; 0 while it is starting."""
     replica = ray.get_actor(name, namespace="serve")
-    return ray.get(replica.__ray_call__.remote(
-        lambda _: serve.get_replica_context().servable_object.batcher.in_flight))
+    return ray.get(replica.__ray_call__.remote(_batcher_in_flight))
 
 
 def test_the_replicas_run_on_both_nodes_and_both_serve(url):
