@@ -1,5 +1,7 @@
 """Tuning by GPU generation: which set a device gets, how to force one, and that the answer does not depend on it."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -82,13 +84,19 @@ def largest_difference(a, b) -> float:
     return (a.float() - b.float()).abs().max().item()
 
 
+# every GEMM past few_rows on the tiled kernel and every kernel up to 512 tokens launched as a dependent
+TILED = replace(HOPPER, tiled_rows=512, dependent_launch_tokens=512)
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("lengths", [[8], [33], [64], [100], [1, 33, 200], [7] * 32])
+@pytest.mark.parametrize("lengths", [[8], [33], [64], [100], [1, 33, 200], [7] * 32, [300], [511]])
 @pytest.mark.parametrize("graphs", [True, False])
-def test_portable_tuning_on_this_gpu_gives_the_default_answer(tmp_path, monkeypatch, lengths, graphs):
-    """The set other GPUs get, forced here: no dependent launch, cuBLAS past its few-row bound. In fp16 its outputs
-    differ from the default set's by at most 3x transformers' own fp16 error. Lengths cover the few-row bounds of
-    both sets, dependent launch up to 128 tokens, and the last layer at the selected rows from 128 tokens."""
+@pytest.mark.parametrize("name, forced", [("portable", PORTABLE), ("tiled", TILED)])
+def test_other_tunings_on_this_gpu_give_the_default_answer(tmp_path, monkeypatch, lengths, graphs, name, forced):
+    """The set other GPUs get, forced here (no dependent launch, cuBLAS past its few-row bound), and the tiled
+    GEMMs in dependent chains up to 512 tokens. In fp16 their outputs differ from the default set's by at most 3x
+    transformers' own fp16 error. Lengths cover the few-row bounds of both sets, dependent launch up to 128 tokens,
+    the last layer at the selected rows from 128 tokens, and the tiled GEMM's row tiles."""
     hf = hf_model("BertForMaskedLM", REALISTIC_BERT).cuda()
     hf.save_pretrained(tmp_path)
     batch = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=True)
@@ -103,10 +111,11 @@ def test_portable_tuning_on_this_gpu_gives_the_default_answer(tmp_path, monkeypa
     bounds = [3 * largest_difference(h, e) for h, e in zip(half, exact)]
     device = torch.device("cuda")
     default = outputs_under(monkeypatch, None, tmp_path, device, torch.float16, *batch, at, graphs)
-    portable = outputs_under(monkeypatch, PORTABLE, tmp_path, device, torch.float16, *batch, at, graphs)
-    assert dependent_launch.launch_options(device, 1) == {"DEPENDENT": False}
-    assert all(rows <= PORTABLE.few_rows for rows in portable[2])
-    for name, ours, theirs, bound in zip(("hidden states", "logits"), default, portable, bounds):
+    other = outputs_under(monkeypatch, forced, tmp_path, device, torch.float16, *batch, at, graphs)
+    if forced is PORTABLE:
+        assert dependent_launch.launch_options(device, 1) == {"DEPENDENT": False}
+        assert all(rows <= PORTABLE.few_rows for rows in other[2])
+    for output, ours, theirs, bound in zip(("hidden states", "logits"), default, other, bounds):
         difference = largest_difference(ours, theirs)
-        print(f"{lengths}, graphs {graphs}, {name}: default vs portable {difference:.3e}, bound {bound:.3e}")
-        assert difference <= bound, name
+        print(f"{lengths}, graphs {graphs}, {output}: default vs {name} {difference:.3e}, bound {bound:.3e}")
+        assert difference <= bound, output

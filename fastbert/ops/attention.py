@@ -23,6 +23,7 @@ from triton.testing import do_bench_cudagraph
 
 from ..errors import InputError
 from .common import block_size, check_device, check_dtype, check_shape, collection_paused, dot_precision, interpreting
+from .dependent_launch import chain_launch_options, wait_for_producer
 
 
 @triton.jit
@@ -134,8 +135,9 @@ def _attention_kernel(
     stride_qkv_b, stride_qkv_s, stride_out_b, stride_out_s, stride_mask_b,
     seq_bucket, batch_heads_bucket,  # autotune key only: tuned configs are shared by the shapes of one bucket
     KEY_SPAN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, DEPENDENT: tl.constexpr,
 ):
+    wait_for_producer(DEPENDENT)
     batch = (tl.program_id(1) // num_heads).to(tl.int64)
     head = tl.program_id(1) % num_heads
     _attend_rows(qkv_ptr + batch * stride_qkv_b + head * head_dim, key_mask_ptr + batch * stride_mask_b,
@@ -179,8 +181,9 @@ def _rows_attention_kernel(
     qkv_ptr, rows_ptr, key_mask_ptr, cu_seqlens_ptr, out_ptr,
     seq_len, num_seqs, head_dim, hidden, scale_log2, stride_qkv_s, stride_out,
     PACKED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-    BLOCK_B: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_B: tl.constexpr, PRECISION: tl.constexpr, DEPENDENT: tl.constexpr,
 ):
+    wait_for_producer(DEPENDENT)
     # Program (i, head) takes query row rows[i] of the token-flat qkv. Its sequence is the seq_len rows around it
     # (padded, keys masked), or the one whose cu_seqlens range holds it (packed).
     row = tl.load(rows_ptr + tl.program_id(0)).to(tl.int64)
@@ -268,7 +271,8 @@ def attention(qkv, key_mask, num_heads, *, tile=None):
         qkv.stride(0), qkv.stride(1), out.stride(0), out.stride(1), key_mask.stride(0), triton.next_power_of_2(seq_len),
         triton.next_power_of_2(batch * num_heads),
     )
-    meta = dict(BLOCK_D=block_size(head_dim), PRECISION=dot_precision(qkv.dtype))
+    meta = dict(BLOCK_D=block_size(head_dim), PRECISION=dot_precision(qkv.dtype),
+                **chain_launch_options(qkv.device, batch * seq_len))
     tile = INTERPRETER_TILE if tile is None and interpreting() else tile
     if tile is not None:
         _attention_kernel[(triton.cdiv(seq_len, tile["BLOCK_M"]), batch * num_heads)](*args, **tile, **meta)
@@ -310,7 +314,8 @@ def _rows_attention(qkv, rows, key_mask, cu_seqlens, seq_len, num_heads):
             qkv, rows, key_mask if not packed else rows, cu_seqlens if packed else rows, out,
             seq_len, num_seqs, head_dim, hidden, softmax_scale_log2(head_dim), qkv.stride(0), out.stride(0),
             PACKED=packed, BLOCK_M=QUERY_TILE, BLOCK_N=32 if interpreting() else 64, BLOCK_D=block_size(head_dim),
-            BLOCK_B=block_size(num_seqs), PRECISION=dot_precision(qkv.dtype), num_warps=4, num_stages=2)
+            BLOCK_B=block_size(num_seqs), PRECISION=dot_precision(qkv.dtype), num_warps=4, num_stages=2,
+            **chain_launch_options(qkv.device, len(qkv)))
     return out
 
 

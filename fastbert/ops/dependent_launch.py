@@ -52,6 +52,27 @@ def prefetchable(weight: torch.Tensor, chunk: int) -> bool:
                                              chunk * size))
 
 
+def all_triton(device: torch.device, rows: int) -> bool:
+    """Whether a layer over ``rows`` tokens is made of Triton kernels only (few-row or tiled GEMMs, no cuBLAS)."""
+    tuned = tuning.settings(device)
+    return rows <= max(tuned.few_rows, tuned.tiled_rows)
+
+
+def chain_launch_options(device: torch.device, rows: int) -> dict:
+    """``launch_options`` for a kernel that pays as a dependent only inside an all-Triton layer (``all_triton``):
+    one between cuBLAS GEMMs would start no earlier than without."""
+    return launch_options(device, rows) if all_triton(device, rows) else dict(DEPENDENT=False)
+
+
+def gemm_launch_options(x: torch.Tensor, weight: torch.Tensor, chunk: int) -> dict:
+    """``launch_options`` for a Triton GEMM of ``x`` by ``weight`` read in chunks of ``chunk`` columns, plus
+    PREFETCH: the weight prefetch where the producer is a dependent kernel too, in an all-Triton layer. After a
+    cuBLAS GEMM the kernel starts only once that GEMM is done, and its prefetch would then duplicate the loads that
+    follow."""
+    options = launch_options(x.device, len(x))
+    return options | dict(PREFETCH=options["DEPENDENT"] and all_triton(x.device, len(x)) and prefetchable(weight, chunk))
+
+
 @triton.jit
 def wait_for_producer(DEPENDENT: tl.constexpr):
     """Before the first read of an activation or any write: the previous kernel has finished and its writes are
@@ -66,3 +87,20 @@ def prefetch_to_l2(ptrs, nbytes):
     """Start bringing ``nbytes`` from each address in ``ptrs`` into L2 (see ``prefetchable``), without waiting."""
     tl.inline_asm_elementwise("cp.async.bulk.prefetch.L2.global [$1], $2;\n\tmov.u32 $0, 0;", "=r,l,r",
                               [ptrs, nbytes], dtype=tl.int32, is_pure=False, pack=1)
+
+
+@triton.jit
+def prefetch_rows_to_l2(weight_ptr, offs_n, n, k_start, k_end, stride_w):
+    """Weight rows ``offs_n``, inputs k_start .. k_end, on their way into L2."""
+    row_ptrs = weight_ptr + tl.minimum(offs_n, n - 1).to(tl.int64) * stride_w + k_start
+    prefetch_to_l2(row_ptrs, (k_end - k_start) * (weight_ptr.dtype.element_ty.primitive_bitwidth // 8))
+
+
+@triton.jit
+def prefetch_then_wait(weight_ptr, offs_n, n, k_start, k_end, stride_w, DEPENDENT: tl.constexpr,
+                       PREFETCH: tl.constexpr):
+    """A GEMM's weight rows ``offs_n``, inputs k_start .. k_end, on their way into L2 while the previous kernel
+    runs; then the wait for it."""
+    if PREFETCH:
+        prefetch_rows_to_l2(weight_ptr, offs_n, n, k_start, k_end, stride_w)
+    wait_for_producer(DEPENDENT)

@@ -14,6 +14,10 @@ from WIDE_OUTPUT outputs). For the other GEMMs what sets the bound is the chain:
 (``dependent_launch``), a layer made only of Triton kernels lets each one fetch its weights while its predecessor
 runs, which a cuBLAS GEMM in the chain prevents.
 
+From ``few_rows`` up to ``tiled_rows`` rows every GEMM takes ``tiled_linear`` (``ops/tiled_linear.py``), a tiled
+kernel that launches as a dependent too, so that the chain holds at a few hundred tokens; where the tuning sets
+``tiled_rows`` to 0, cuBLAS runs them.
+
 Up to ``split_k_rows`` rows, a deep GEMM into the LayerNorm (FFN-down at batch 1) takes ``split_k_linear``:
 programs split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which
 runs anyway, adds them up in a fixed order with the bias and residual. cuBLAS splits K there too but reduces in a
@@ -31,9 +35,10 @@ import triton.language as tl
 from ..errors import InputError
 from ..tuning import settings
 from .common import block_size, check_device, check_dtype, check_shape, dot_precision
-from .dependent_launch import launch_options, prefetch_to_l2, prefetchable, wait_for_producer
+from .dependent_launch import gemm_launch_options, prefetch_then_wait
 from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
+from .tiled_linear import tiled_linear
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
 WIDE_OUTPUT = 8192  # outputs from which few-row tiles widen: enough programs remain to keep every SM reading weights
@@ -57,23 +62,13 @@ def _rows_times_weight(x_ptr, weight_ptr, rows, n, k_start, k_end, k, offs_n, st
 
 
 @triton.jit
-def _prefetch_then_wait(weight_ptr, offs_n, n, k_start, k_end, stride_w, DEPENDENT: tl.constexpr,
-                        PREFETCH: tl.constexpr):
-    """Weight rows ``offs_n``, inputs k_start .. k_end, on their way into L2 while the previous kernel runs."""
-    if PREFETCH:
-        row_ptrs = weight_ptr + tl.minimum(offs_n, n - 1).to(tl.int64) * stride_w + k_start
-        prefetch_to_l2(row_ptrs, (k_end - k_start) * (weight_ptr.dtype.element_ty.primitive_bitwidth // 8))
-    wait_for_producer(DEPENDENT)
-
-
-@triton.jit
 def _few_rows_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, stride_x, stride_w, stride_out,
                      HAS_BIAS: tl.constexpr, GELU: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                      BLOCK_K: tl.constexpr, PRECISION: tl.constexpr, DEPENDENT: tl.constexpr,
                      PREFETCH: tl.constexpr):
     offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_m = tl.arange(0, BLOCK_M)
-    _prefetch_then_wait(weight_ptr, offs_n, n, 0, k, stride_w, DEPENDENT, PREFETCH)
+    prefetch_then_wait(weight_ptr, offs_n, n, 0, k, stride_w, DEPENDENT, PREFETCH)
     acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, 0, k, k, offs_n, stride_x, stride_w,
                              BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
     if HAS_BIAS:
@@ -111,17 +106,8 @@ def few_rows_linear(x, weight, bias=None, *, gelu=False):
         x, weight, bias if bias is not None else x, out, rows, n, k, x.stride(0), weight.stride(0), out.stride(0),
         HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=block_size(rows), BLOCK_N=block_n,
         BLOCK_K=block_k, PRECISION=dot_precision(x.dtype), num_warps=warps, num_stages=3,
-        **_dependent_options(x, weight, k))
+        **gemm_launch_options(x, weight, k))
     return out
-
-
-def _dependent_options(x, weight, chunk: int) -> dict:
-    """Dependent launch, and the weight prefetch where the producer is a dependent kernel too: at up to
-    ``few_rows`` rows, where every kernel of a layer is a Triton one. After a cuBLAS GEMM the kernel starts only
-    once that GEMM is done, and its prefetch would then duplicate the loads that follow."""
-    options = launch_options(x.device, len(x))
-    prefetch = options["DEPENDENT"] and len(x) <= settings(x.device).few_rows and prefetchable(weight, chunk)
-    return options | dict(PREFETCH=prefetch)
 
 
 @triton.jit
@@ -132,7 +118,7 @@ def _split_k_kernel(x_ptr, weight_ptr, parts_ptr, rows, n, k, k_chunk, stride_x,
     split = tl.program_id(1)
     offs_m = tl.arange(0, BLOCK_M)
     k_start, k_end = split * k_chunk, tl.minimum((split + 1) * k_chunk, k)
-    _prefetch_then_wait(weight_ptr, offs_n, n, k_start, k_end, stride_w, DEPENDENT, PREFETCH)
+    prefetch_then_wait(weight_ptr, offs_n, n, k_start, k_end, stride_w, DEPENDENT, PREFETCH)
     acc = _rows_times_weight(x_ptr, weight_ptr, rows, n, k_start, k_end, k, offs_n, stride_x, stride_w,
                              BLOCK_M, BLOCK_N, BLOCK_K, PRECISION)
     tl.store(parts_ptr + split * stride_part + offs_m[:, None] * stride_parts_m + offs_n[None, :], acc,
@@ -153,7 +139,7 @@ def split_k_linear(x, weight, splits=K_SPLITS):
         x, weight, parts, rows, n, k, k_chunk, x.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
         BLOCK_M=block_size(rows), BLOCK_N=block_n, BLOCK_K=block_k,
         PRECISION=dot_precision(x.dtype), num_warps=4, num_stages=3,
-        **_dependent_options(x, weight, k_chunk))
+        **gemm_launch_options(x, weight, k_chunk))
     return parts
 
 
@@ -179,6 +165,8 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
         return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=x.dtype).view(*lead, n)
     if contiguous and len(x2) <= tuned.few_rows:
         y, bias = few_rows_linear(x2, weight, bias, gelu=gelu), None
+    elif contiguous and len(x2) <= tuned.tiled_rows:
+        y, bias = tiled_linear(x2, weight, bias, gelu=gelu), None
     elif residual is None and norm is None and not gelu:
         return F.linear(x2, weight, bias).view(*lead, n)
     elif gelu and bias is not None and x.is_cuda and x.dtype in GELU_EPILOGUE_DTYPES:

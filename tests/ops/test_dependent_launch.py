@@ -6,7 +6,7 @@ import torch
 
 from fastbert import FastBert
 from fastbert.ops import dependent_launch as module
-from fastbert.ops.dependent_launch import launch_options, prefetchable
+from fastbert.ops.dependent_launch import all_triton, launch_options, prefetchable
 from tests.checkpoints import hf_model
 from tests.conftest import TUNED
 from tests.test_model import random_batch
@@ -25,6 +25,13 @@ def test_no_dependent_launch_off_the_gpu():
     assert launch_options(torch.device("cpu"), 1) == {"DEPENDENT": False}
 
 
+def test_a_layer_is_all_triton_up_to_the_larger_of_its_triton_gemms_bounds(retune):
+    retune(few_rows=64, tiled_rows=0)
+    assert all_triton(torch.device("cpu"), 64) and not all_triton(torch.device("cpu"), 65)
+    retune(few_rows=64, tiled_rows=512)
+    assert all_triton(torch.device("cpu"), 512) and not all_triton(torch.device("cpu"), 513)
+
+
 @pytest.mark.gpu
 def test_dependent_launch_for_few_tokens_on_hopper(monkeypatch, retune):
     device = torch.device("cuda")
@@ -41,12 +48,18 @@ def test_dependent_launch_for_few_tokens_on_hopper(monkeypatch, retune):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("lengths", [[8], [3, 9], [33], [64], [100], [7] * 32])
+@pytest.mark.parametrize("lengths, tiled", [([8], False), ([3, 9], False), ([33], False), ([64], False),
+                                             ([100], False), ([7] * 32, False), ([100], True), ([300], True),
+                                             ([511], True)])
 @pytest.mark.parametrize("graphs", [True, False])
-def test_model_gives_the_same_bits_with_and_without_dependent_launch(tmp_path, monkeypatch, lengths, graphs):
+def test_model_gives_the_same_bits_with_and_without_dependent_launch(tmp_path, monkeypatch, retune, lengths, tiled,
+                                                                     graphs):
     """Dependent launch changes when kernels start, never what they compute, so outputs are bit-identical; a kernel
     that touched an activation before its wait would read or overwrite memory still in use. Lengths cover every
-    few-row tile, the prefetch (up to 64 tokens), dependent launch without it (up to 128) and none (32 x 8)."""
+    few-row tile, the prefetch (up to 64 tokens), dependent launch without it (up to 128) and none (32 x 8); with
+    ``tiled``, layers of tiled GEMMs and attention launched as dependents up to 512 tokens."""
+    if tiled:
+        retune(tiled_rows=512, dependent_launch_tokens=512)
     hf_model("BertForMaskedLM", REALISTIC_BERT).save_pretrained(tmp_path)
     ids, mask, types = random_batch(REALISTIC_BERT, lengths, pad_id=0, with_types=True)
     at = torch.zeros_like(mask, dtype=torch.bool)

@@ -1,0 +1,97 @@
+"""act(x @ W^T + b) as a tiled Triton GEMM, for calls of a few hundred rows (batch 1 at 65-512 tokens).
+
+cuBLAS runs these GEMMs well, but it cannot launch as a programmatic dependent through torch, so each one breaks
+the chain of dependent kernels that a layer is made of: the kernel after it starts only once it has drained, and
+the GEMM itself starts cold. This kernel takes the DEPENDENT constexpr like the others: its first M-tile row of
+programs sends its slice of the weight towards L2 while the previous kernel still runs, and every program waits
+for that kernel before it reads an activation. Tiles are small (``tiles``) so that a 512-row GEMM of BERT's widths
+spreads over most of the SMs. Measurements: benchmarks/NOTES.md, "Tiled GEMMs at 65-512 rows".
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import triton
+import triton.language as tl
+
+from .common import check_device, dot_precision
+from .dependent_launch import gemm_launch_options, prefetch_rows_to_l2, wait_for_producer
+from .gelu import gelu_erf
+
+GROUP_M = 8  # M-tiles that walk the N-tiles together, so their weight tiles are read from L2
+
+
+class Tiles(NamedTuple):
+    block_m: int
+    block_n: int
+    block_k: int
+    warps: int
+    stages: int
+
+
+def tiles(rows: int, n: int, k: int) -> Tiles:
+    """The tile shape for an [rows, k] x [k, n] product: 64 x 64 outputs, so that BERT-base's narrowest GEMM at
+    512 rows (768 outputs) still makes 96 programs; ``benchmarks/probes/tiled_gemm.py`` sweeps the others."""
+    return Tiles(64, 64, 64, 4, 4)
+
+
+@triton.jit
+def _tiled_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, stride_x, stride_w, stride_out,
+                  HAS_BIAS: tl.constexpr, GELU: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                  BLOCK_K: tl.constexpr, GROUP: tl.constexpr, EVEN_K: tl.constexpr, PRECISION: tl.constexpr,
+                  DEPENDENT: tl.constexpr, PREFETCH: tl.constexpr):
+    pid = tl.program_id(0)
+    tiles_m = tl.cdiv(rows, BLOCK_M)
+    tiles_n = tl.cdiv(n, BLOCK_N)
+    in_group = GROUP * tiles_n
+    first_m = (pid // in_group) * GROUP
+    group_rows = tl.minimum(tiles_m - first_m, GROUP)
+    tile_m = first_m + (pid % in_group) % group_rows
+    tile_n = (pid % in_group) // group_rows
+
+    offs_m = tile_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    if PREFETCH:
+        if tile_m == 0:  # one program per weight tile: the M-tiles after the first read it from L2 anyway
+            prefetch_rows_to_l2(weight_ptr, offs_n, n, 0, k, stride_w)
+    wait_for_producer(DEPENDENT)
+
+    x_ptrs = x_ptr + offs_m[:, None].to(tl.int64) * stride_x + offs_k[None, :]
+    w_ptrs = weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + offs_k[None, :]
+    acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
+    for start in range(0, k, BLOCK_K):
+        if EVEN_K:
+            x = tl.load(x_ptrs, mask=offs_m[:, None] < rows, other=0.0)
+            w = tl.load(w_ptrs, mask=offs_n[:, None] < n, other=0.0)
+        else:
+            x = tl.load(x_ptrs, mask=(offs_m[:, None] < rows) & (start + offs_k[None, :] < k), other=0.0)
+            w = tl.load(w_ptrs, mask=(offs_n[:, None] < n) & (start + offs_k[None, :] < k), other=0.0)
+        acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + offs_n, mask=offs_n < n, other=0.0).to(tl.float32)[None, :]
+    if GELU:
+        acc = gelu_erf(acc)
+    tl.store(out_ptr + offs_m[:, None].to(tl.int64) * stride_out + offs_n[None, :], acc.to(out_ptr.dtype.element_ty),
+             mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
+
+
+def tiled_linear(x, weight, bias=None, *, gelu=False, tile: Tiles | None = None):
+    """act(x @ weight^T + bias) for [M, K] ``x`` and [N, K] ``weight``, both contiguous in their last dimension;
+    ``bias`` may be None, ``gelu`` is the exact (erf) GELU. ``tile`` overrides the tile shape ``tiles`` picks."""
+    rows, k = x.shape
+    n = weight.shape[0]
+    check_device(x, weight, *(() if bias is None else (bias,)))
+    tile = tile or tiles(rows, n, k)
+    out = torch.empty(rows, n, dtype=x.dtype, device=x.device)
+    grid = (triton.cdiv(rows, tile.block_m) * triton.cdiv(n, tile.block_n),)
+    _tiled_kernel[grid](
+        x, weight, bias if bias is not None else x, out, rows, n, k, x.stride(0), weight.stride(0), out.stride(0),
+        HAS_BIAS=bias is not None, GELU=gelu, BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, BLOCK_K=tile.block_k,
+        GROUP=GROUP_M, EVEN_K=k % tile.block_k == 0, PRECISION=dot_precision(x.dtype), num_warps=tile.warps,
+        num_stages=tile.stages, **gemm_launch_options(x, weight, k))
+    return out
