@@ -132,8 +132,12 @@ def test_the_replicas_run_on_both_nodes_and_both_serve(url):
     assert len({node["NodeID"] for node in ray.nodes() if node["Alive"]}) == 2
     names = replicas()
     assert len(names) == 2 and len({replica_node(name) for name in names}) == 2
+    report = asyncio.run(run_load(url + "/fill-mask", mixed_bodies("fill-mask", clients=16, requests_per_client=5,
+                                                                  seed=1), timeout_s=60))
+    assert {r.status for r in report.replies} == {200}
     snapshots = serve.get_deployment_handle("Model", APP_NAME).broadcast("metrics_snapshot").results()
-    batches = [next(m for m in snapshot if m.name == "fastbert_batch_inputs").values[()][-1] for snapshot in snapshots]
+    batches = [next(m for m in snapshot if m.name == "fastbert_batch_inputs").values.get((), [0])[-1]
+               for snapshot in snapshots]
     assert len(batches) == 2 and all(count > 0 for count in batches), batches  # the load reached both
 
 
