@@ -22,7 +22,8 @@ import torch
 @dataclass(frozen=True)
 class Tuning:
     few_rows: int                    # GEMMs of up to this many rows run on the few-row Triton kernel ...
-    tiled_rows: int                  # ... and from there up to this many on the tiled Triton one (0: never)
+    tiled_rows: int                  # ... and from there up to this many on the tiled Triton one (0: never),
+    tiled_k_slice: int               # which splits K into slices of this many inputs where a LayerNorm follows
     split_k_rows: int                # a GEMM followed by a LayerNorm (FFN-down) splits K up to this many rows ...
     split_k_from: int                # ... when it has at least this many inputs
     projected_attention_tokens: int  # up to this many tokens, the output projection runs inside attention
@@ -35,7 +36,7 @@ class Tuning:
 
 # A chain of Triton kernels launched as dependents is what lets the few-row GEMM pay up to 64 rows. The tiled GEMM
 # stays off until it has measured faster than cuBLAS in whole calls (benchmarks/NOTES.md, "Tiled GEMMs").
-HOPPER = Tuning(few_rows=64, tiled_rows=0, split_k_rows=128, split_k_from=2048, projected_attention_tokens=64,
+HOPPER = Tuning(few_rows=64, tiled_rows=0, tiled_k_slice=768, split_k_rows=128, split_k_from=2048, projected_attention_tokens=64,
                 prune_from_tokens=128, pack_from_positions=2048, pack_when_filled_below=0.6,
                 dependent_launch=True, dependent_launch_tokens=128)
 # Without dependent launch the few-row kernel gains nothing over cuBLAS past 16 rows.

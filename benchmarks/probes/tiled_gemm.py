@@ -3,10 +3,11 @@
     PYTHONPATH=. python3 -m benchmarks.probes.tiled_gemm [--rows 128,256,384,512] [--json out.json]
 
 First every candidate tile shape and cuBLAS each run BERT-base's four projections, 20 calls back to back in one
-CUDA graph, launched as dependents as in a layer. Then the best shape per GEMM drives whole batch-1 classification
-calls with the tiled GEMM off, on with dependent launch to 128 tokens, and on with dependent launch to 512, beside
-transformers SDPA in a CUDA graph: P50 / P90 ms over 200 calls, and the logits' largest difference from the
-tiled-off call.
+CUDA graph, launched as dependents as in a layer; then the output projection and FFN-down with their LayerNorm,
+through cuBLAS, the tiled GEMM, and the tiled GEMM split over K into the LayerNorm. Then the best shape per GEMM
+drives whole batch-1 classification calls with the tiled GEMM off, on with dependent launch to 128 tokens, on to
+512, and on to 512 with K split at each of K_SLICES, beside transformers SDPA in a CUDA graph: P50 / P90 ms over
+200 calls, and the logits' largest difference from the tiled-off call.
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ from benchmarks.peers import load_transformers, transformers_graph_runner
 from benchmarks.timing import graphed, time_calls
 from fastbert import tuning
 from fastbert.ops import tiled_linear as tiled_module
-from fastbert.ops.tiled_linear import Tiles, tiled_linear
+from fastbert.ops.layer_norm import layer_norm
+from fastbert.ops.tiled_linear import Tiles, tiled_linear, tiled_split_k_linear
 
 GEMMS = {"qkv": (2304, 768, False), "out": (768, 768, False), "up": (3072, 768, True), "down": (768, 3072, False)}
 REPS = 20
 CANDIDATES = [Tiles(m, n, k, w, s) for m, n, k, w, s in itertools.product((64, 128), (64, 128), (64, 128), (4, 8), (3, 4))
               if (m + n) * k * 2 * s <= 200 * 1024]
 SEQS = (64, 128, 192, 256, 384, 512)
+WARMUP, ITERS = 20, 200  # per batch-1 point, as the classification section of the harness times it
+SPLITS = (2, 3, 4, 6)         # slices of K into the LayerNorm
+K_SLICES = (1536, 768, 384)   # the model's tiled_k_slice: FFN-down in 2, 4, 8 slices; at 384 the output projection in 2
 
 
 def per_gemm_us(fn, device) -> float:
@@ -95,30 +100,65 @@ def picker(results):
     return tiles
 
 
+def into_norm(rows_list, device, best_tiles) -> dict:
+    """{gemm: {rows: {"cublas": us, "tiled": us, "split 2": us, ...}}}: the output projection and FFN-down with
+    the LayerNorm that follows them (bias and residual in it), as the layer runs them."""
+    results = {}
+    for name in ("out", "down"):
+        n, k, _ = GEMMS[name]
+        weight = torch.randn(n, k, device=device, dtype=torch.float16) / k ** 0.5
+        bias, gamma, beta = (torch.randn(n, device=device, dtype=torch.float16) for _ in range(3))
+        results[name] = {}
+        for rows in rows_list:
+            x = torch.randn(rows, k, device=device, dtype=torch.float16)
+            residual = torch.randn(rows, n, device=device, dtype=torch.float16)
+            tile = best_tiles(rows, n, k)
+            ways = {"cublas": lambda: layer_norm(F.linear(x, weight), gamma, beta, 1e-12, residual=residual,
+                                                 x_bias=bias),
+                    "tiled": lambda: layer_norm(tiled_linear(x, weight, tile=tile), gamma, beta, 1e-12,
+                                                residual=residual, x_bias=bias)}
+            for splits in SPLITS:
+                ways[f"split {splits}"] = lambda splits=splits: layer_norm(
+                    tiled_split_k_linear(x, weight, splits, tile=tile), gamma, beta, 1e-12, residual=residual,
+                    x_bias=bias, parts=True, out_dtype=torch.float16)
+            expected = ways["cublas"]().float()
+            row = {}
+            for label, way in ways.items():
+                assert (way().float() - expected).abs().max().item() < 0.05, (name, rows, label)
+                row[label] = per_gemm_us(way, device)
+            results[name][rows] = row
+            print(f"{name:5s} rows {rows:4d} into LayerNorm: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()),
+                  flush=True)
+    return results
+
+
 def classification(directory: Path, device, tilings) -> dict:
+    """{seq: {system: timing}} of batch-1 calls; each tuning's model is loaded once and runs every length."""
     from fastbert import FastBert
 
     settings = SimpleNamespace(device=device, dtype=torch.float16)
-    hf = load_transformers("sdpa", "AutoModelForSequenceClassification")(directory, settings)
     config = architecture("bert-base-cased", tiny=False)
-    out = {}
-    for seq in SEQS:
-        batch = fill_mask_batch(config, [seq], seed=seq)
-        ids, mask = batch.input_ids, batch.attention_mask
-        row = {}
+    batches = {seq: fill_mask_batch(config, [seq], seed=seq) for seq in SEQS}
+    out = {seq: {} for seq in SEQS}
+    hf = load_transformers("sdpa", "AutoModelForSequenceClassification")(directory, settings)
+    for seq, batch in batches.items():
         peer = transformers_graph_runner(hf, batch, settings)
-        row["hf-sdpa-cudagraph"] = time_calls(lambda: peer(ids, mask, None), device, warmup=20, iters=200).as_dict()
-        reference = None
-        for label, tuned in tilings.items():
-            tuning.forced = tuned
-            model = FastBert.from_pretrained(directory, device=device, dtype=torch.float16)
+        out[seq]["hf-sdpa-cudagraph"] = time_calls(lambda: peer(batch.input_ids, batch.attention_mask, None), device,
+                                                   warmup=WARMUP, iters=ITERS).as_dict()
+    del hf
+    reference = {}
+    for label, tuned in tilings.items():
+        tuning.forced = tuned
+        model = FastBert.from_pretrained(directory, device=device, dtype=torch.float16)
+        for seq, batch in batches.items():
+            ids, mask = batch.input_ids, batch.attention_mask
             logits = model(ids, attention_mask=mask).logits.float()
-            reference = logits if reference is None else reference
-            timing = time_calls(lambda: model(ids, attention_mask=mask).logits, device, warmup=20, iters=200)
-            row[label] = timing.as_dict() | {"max_logit_diff": (logits - reference).abs().max().item()}
-            del model
-        tuning.forced = None
-        out[seq] = row
+            reference.setdefault(seq, logits)
+            timing = time_calls(lambda: model(ids, attention_mask=mask).logits, device, warmup=WARMUP, iters=ITERS)
+            out[seq][label] = timing.as_dict() | {"max_logit_diff": (logits - reference[seq]).abs().max().item()}
+        del model
+    tuning.forced = None
+    for seq, row in out.items():
         print(f"seq {seq:4d}: " + ", ".join(f"{k} {v['p50_ms']:.3f}/{v['p90_ms']:.3f}" for k, v in row.items()),
               flush=True)
     return out
@@ -130,13 +170,18 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     device = torch.device("cuda")
+    rows_list = [int(r) for r in args.rows.split(",")]
     on = dataclasses.replace(tuning.HOPPER, dependent_launch_tokens=512, tiled_rows=512)
     tuning.forced = on
-    results = sweep([int(r) for r in args.rows.split(",")], device)
+    results = sweep(rows_list, device)
     tiled_module.tiles = picker(results)
+    norm_results = into_norm(rows_list, device, tiled_module.tiles)
+    no_split = 1 << 30
     tilings = {"tiled off": dataclasses.replace(tuning.HOPPER, tiled_rows=0),
-               "tiled, dependent to 128": dataclasses.replace(tuning.HOPPER, tiled_rows=512),
-               "tiled, dependent to 512": on}
+               "tiled, dependent to 128": dataclasses.replace(tuning.HOPPER, tiled_rows=512, tiled_k_slice=no_split),
+               "tiled, dependent to 512": dataclasses.replace(on, tiled_k_slice=no_split)}
+    for k_slice in K_SLICES:
+        tilings[f"tiled, dependent to 512, K slices of {k_slice}"] = dataclasses.replace(on, tiled_k_slice=k_slice)
     with tempfile.TemporaryDirectory() as root:
         directory = save_random_checkpoint(
             dataclasses.replace(architecture("bert-base-cased", tiny=False), id2label={0: "a", 1: "b", 2: "c"},
@@ -145,7 +190,8 @@ def main() -> None:
             head="sequence-classification")
         model_rows = classification(directory, device, tilings)
     if args.json:
-        args.json.write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "sweep": results,
+        args.json.write_text(json.dumps({"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
+                                         "sweep": results, "into_norm": norm_results,
                                          "classification": model_rows}, indent=1, default=str))
 
 

@@ -16,7 +16,8 @@ runs, which a cuBLAS GEMM in the chain prevents.
 
 From ``few_rows`` up to ``tiled_rows`` rows every GEMM takes ``tiled_linear`` (``ops/tiled_linear.py``), a tiled
 kernel that launches as a dependent too, so that the chain holds at a few hundred tokens; where the tuning sets
-``tiled_rows`` to 0, cuBLAS runs them.
+``tiled_rows`` to 0, cuBLAS runs them. Into a LayerNorm, a GEMM of at least two ``tiled_k_slice`` inputs there
+(FFN-down) splits K as below, since its few output tiles would leave SMs idle.
 
 Up to ``split_k_rows`` rows, a deep GEMM into the LayerNorm (FFN-down at batch 1) takes ``split_k_linear``:
 programs split over output columns and over K each store an fp32 partial product, and the LayerNorm kernel, which
@@ -38,7 +39,7 @@ from .common import block_size, check_device, check_dtype, check_shape, dot_prec
 from .dependent_launch import gemm_launch_options, prefetch_then_wait
 from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
-from .tiled_linear import tiled_linear
+from .tiled_linear import tiled_linear, tiled_split_k_linear
 
 GELU_EPILOGUE_DTYPES = (torch.float16, torch.bfloat16)
 WIDE_OUTPUT = 8192  # outputs from which few-row tiles widen: enough programs remain to keep every SM reading weights
@@ -160,8 +161,14 @@ def linear(x, weight, bias=None, *, gelu=False, residual=None, norm=None):
     residual = residual.reshape(-1, n) if residual is not None else None
     contiguous = x2.stride(-1) == 1 and weight.stride(-1) == 1
     tuned = settings(x.device)
-    if contiguous and len(x2) <= tuned.split_k_rows and k >= tuned.split_k_from and norm is not None and not gelu:
+    into_norm = contiguous and norm is not None and not gelu
+    if into_norm and len(x2) <= tuned.split_k_rows and k >= tuned.split_k_from:
         parts = split_k_linear(x2, weight)
+    elif into_norm and tuned.few_rows < len(x2) <= tuned.tiled_rows and k >= 2 * tuned.tiled_k_slice:
+        parts = tiled_split_k_linear(x2, weight, k // tuned.tiled_k_slice)
+    else:
+        parts = None
+    if parts is not None:
         return layer_norm(parts, *norm, residual=residual, x_bias=bias, parts=True, out_dtype=x.dtype).view(*lead, n)
     if contiguous and len(x2) <= tuned.few_rows:
         y, bias = few_rows_linear(x2, weight, bias, gelu=gelu), None

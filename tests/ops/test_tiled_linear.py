@@ -4,7 +4,7 @@ import torch
 from fastbert import FastBert
 from fastbert.ops import linear as module
 from fastbert.ops.linear import linear, linear_reference
-from fastbert.ops.tiled_linear import Tiles, tiled_linear
+from fastbert.ops.tiled_linear import Tiles, tiled_linear, tiled_split_k_linear
 from tests.checkpoints import hf_model
 from tests.conftest import DEVICE, HAS_CUDA, TUNED
 from tests.ops.test_linear import EPILOGUES, make_args, upcast
@@ -36,6 +36,35 @@ def test_tiled_linear_matches_the_reference(dtype, rows, k, n, gelu, tile):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows, k, n", [(65, 3072, 768), (512, 3072, 768), (130, 100, 70)] if HAS_CUDA else
+                         [(1, 100, 70), (65, 300, 33)])
+@pytest.mark.parametrize("splits", [1, 2, 3, 5])
+@pytest.mark.parametrize("tile", TILES)
+def test_tiled_split_k_partials_sum_to_the_product(dtype, rows, k, n, splits, tile):
+    """Slices of K that do not divide it and more slices asked for than K has blocks (fewer are made): the fp32
+    partials add up to the product within the dtype's rounding of the inputs' sums."""
+    x, weight, _, _ = make_args(rows, k, n, dtype, "plain")
+    parts = tiled_split_k_linear(x, weight, splits, tile=tile)
+    assert parts.dtype == torch.float32 and parts.shape[1:] == (rows, n) and 1 <= len(parts) <= splits
+    assert_matches(parts.sum(0), linear_reference(x.float(), weight.float()).float(), dtype, ulps=8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_deep_tiled_gemm_into_a_layer_norm_splits_k(monkeypatch, retune, dtype):
+    """Between few_rows and tiled_rows, from two tiled_k_slice inputs, a GEMM followed by the LayerNorm sums the
+    tiled kernel's partials in the LayerNorm kernel; a shallower one, or one with GELU, does not split."""
+    retune(few_rows=4, tiled_rows=40, split_k_rows=0, tiled_k_slice=32)
+    calls = []
+    monkeypatch.setattr(module, "tiled_split_k_linear",
+                        lambda x, w, splits: calls.append((len(x), splits)) or tiled_split_k_linear(x, w, splits))
+    for k, epilogue in ((100, "residual+norm"), (63, "residual+norm"), (100, "gelu+norm"), (100, "residual")):
+        x, weight, bias, kwargs = make_args(33, k, 70, dtype, epilogue)
+        expected = linear_reference(x.float(), weight.float(), bias.float(), **upcast(kwargs))
+        assert_matches(linear(x, weight, bias, **kwargs), expected, dtype, ulps=8)
+    assert calls == [(33, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("epilogue", EPILOGUES)
 def test_linear_takes_the_tiled_kernel_between_its_bounds(monkeypatch, retune, dtype, epilogue):
     """Past few_rows and up to tiled_rows every epilogue runs on the tiled GEMM; the rest stay on their paths."""
@@ -50,9 +79,11 @@ def test_linear_takes_the_tiled_kernel_between_its_bounds(monkeypatch, retune, d
 
 
 @pytest.mark.parametrize("lengths", [[70], [40, 30]])
-def test_the_model_with_tiled_gemms_gives_the_default_answer(tmp_path, monkeypatch, retune, lengths):
+@pytest.mark.parametrize("k_slice", [TUNED.tiled_k_slice, 32])
+def test_the_model_with_tiled_gemms_gives_the_default_answer(tmp_path, monkeypatch, retune, lengths, k_slice):
     """With every GEMM past few_rows on the tiled kernel, the hidden states and logits are the default paths'
-    within the Triton-against-torch tolerance (fp32); 70 tokens pass few_rows, 2 x 40 padded too."""
+    within the Triton-against-torch tolerance (fp32); 70 tokens pass few_rows, 2 x 40 padded too. Slices of 32
+    inputs split FFN-down's 96 into three partials that its LayerNorm adds up."""
     config = dict(REALISTIC_BERT, hidden_size=48, num_attention_heads=4, intermediate_size=96, num_hidden_layers=1,
                   vocab_size=99)
     hf_model("BertForMaskedLM", config).save_pretrained(tmp_path)
@@ -64,7 +95,7 @@ def test_the_model_with_tiled_gemms_gives_the_default_answer(tmp_path, monkeypat
         return out.last_hidden_state, out.logits
 
     default = outputs()
-    retune(tiled_rows=4096, dependent_launch_tokens=4096)
+    retune(tiled_rows=4096, dependent_launch_tokens=4096, tiled_k_slice=k_slice)
     calls = []
     monkeypatch.setattr(module, "tiled_linear", lambda x, *a, **kw: calls.append(len(x)) or tiled_linear(x, *a, **kw))
     tiled = outputs()
