@@ -36,9 +36,9 @@ class Tuning:
 
 # A chain of Triton kernels launched as dependents is what lets the few-row GEMM pay up to 64 rows. The tiled GEMM
 # stays off until it has measured faster than cuBLAS in whole calls (benchmarks/NOTES.md, "Tiled GEMMs").
-HOPPER = Tuning(few_rows=64, tiled_rows=0, tiled_k_slice=768, split_k_rows=128, split_k_from=2048, projected_attention_tokens=64,
-                prune_from_tokens=128, pack_from_positions=2048, pack_when_filled_below=0.6,
-                dependent_launch=True, dependent_launch_tokens=128)
+HOPPER = Tuning(few_rows=64, tiled_rows=0, tiled_k_slice=768, split_k_rows=128, split_k_from=2048,
+                projected_attention_tokens=64, prune_from_tokens=128, pack_from_positions=2048,
+                pack_when_filled_below=0.6, dependent_launch=True, dependent_launch_tokens=128)
 # Without dependent launch the few-row kernel gains nothing over cuBLAS past 16 rows.
 PORTABLE = replace(HOPPER, few_rows=16, dependent_launch=False)
 TUNINGS = {"hopper": HOPPER, "portable": PORTABLE}

@@ -60,6 +60,12 @@ def block_size(n: int, minimum: int = 16) -> int:
     return max(triton.next_power_of_2(n), minimum)
 
 
+def k_slice_width(k: int, splits: int, block_k: int) -> int:
+    """Inputs per slice when a GEMM splits K into at most ``splits`` slices: a multiple of the K block, so that only
+    the last slice ends short of one."""
+    return triton.cdiv(triton.cdiv(k, splits), block_k) * block_k
+
+
 def row_warps(columns: int, per_warp: int = 256, most: int = 8) -> int:
     """Warps for a kernel that spreads a row's ``columns`` over its warps: one per ``per_warp``, 1 to ``most``."""
     return min(max(columns // per_warp, 1), most)

@@ -70,7 +70,8 @@ def gemm_launch_options(x: torch.Tensor, weight: torch.Tensor, chunk: int) -> di
     cuBLAS GEMM the kernel starts only once that GEMM is done, and its prefetch would then duplicate the loads that
     follow."""
     options = launch_options(x.device, len(x))
-    return options | dict(PREFETCH=options["DEPENDENT"] and all_triton(x.device, len(x)) and prefetchable(weight, chunk))
+    prefetch = options["DEPENDENT"] and all_triton(x.device, len(x)) and prefetchable(weight, chunk)
+    return options | dict(PREFETCH=prefetch)
 
 
 @triton.jit

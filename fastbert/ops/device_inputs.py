@@ -182,6 +182,7 @@ def _stage_rows(table_ptr, out_rows_ptr, batch, seq_len, seq_b, rows_b, BLOCK: t
         index = start + tl.arange(0, BLOCK)
         tl.store(out_rows_ptr + index, tl.zeros([BLOCK], tl.int32), mask=(index >= found) & (index < rows_b))
 
+
 def launch_input_stats(table: torch.Tensor, stats: torch.Tensor, kinds: InputKinds) -> None:
     """The stats of the inputs ``table`` (a device tensor) points at into ``stats`` (STATS float64)."""
     _input_stats_kernel[(1,)](table, stats, **kinds.constexprs(), BLOCK=BLOCK, num_warps=4)

@@ -35,7 +35,7 @@ import triton.language as tl
 
 from ..errors import InputError
 from ..tuning import settings
-from .common import block_size, check_device, check_dtype, check_shape, dot_precision
+from .common import block_size, check_device, check_dtype, check_shape, dot_precision, k_slice_width
 from .dependent_launch import gemm_launch_options, prefetch_then_wait
 from .gelu import bias_gelu, gelu_erf
 from .layer_norm import layer_norm
@@ -134,13 +134,13 @@ def split_k_linear(x, weight, splits=K_SPLITS):
     check_device(x, weight)
     _check_few_rows("split_k_linear", x, weight, settings(x.device).split_k_rows)
     block_n, block_k = 64, 128
-    k_chunk = triton.cdiv(triton.cdiv(k, splits), block_k) * block_k
-    parts = torch.empty(triton.cdiv(k, k_chunk), rows, n, dtype=torch.float32, device=x.device)
+    chunk = k_slice_width(k, splits, block_k)
+    parts = torch.empty(triton.cdiv(k, chunk), rows, n, dtype=torch.float32, device=x.device)
     _split_k_kernel[(triton.cdiv(n, block_n), len(parts))](
-        x, weight, parts, rows, n, k, k_chunk, x.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
+        x, weight, parts, rows, n, k, chunk, x.stride(0), weight.stride(0), parts.stride(0), parts.stride(1),
         BLOCK_M=block_size(rows), BLOCK_N=block_n, BLOCK_K=block_k,
         PRECISION=dot_precision(x.dtype), num_warps=4, num_stages=3,
-        **gemm_launch_options(x, weight, k_chunk))
+        **gemm_launch_options(x, weight, chunk))
     return parts
 
 

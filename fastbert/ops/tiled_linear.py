@@ -16,7 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import check_device, dot_precision
+from ..errors import InputError
+from .common import check_device, dot_precision, k_slice_width
 from .dependent_launch import gemm_launch_options, prefetch_rows_to_l2, wait_for_producer
 from .gelu import gelu_erf
 
@@ -55,21 +56,21 @@ def _tiled_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, k_chunk, str
 
     offs_m = tile_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tile_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_k = k_start + tl.arange(0, BLOCK_K)
+    offs_k = tl.arange(0, BLOCK_K)
     if PREFETCH:
         if tile_m == 0:  # one program per weight tile: the M-tiles after the first read it from L2 anyway
             prefetch_rows_to_l2(weight_ptr, offs_n, n, k_start, k_end, stride_w)
     wait_for_producer(DEPENDENT)
 
-    x_ptrs = x_ptr + offs_m[:, None].to(tl.int64) * stride_x + offs_k[None, :]
-    w_ptrs = weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + offs_k[None, :]
+    x_ptrs = x_ptr + offs_m[:, None].to(tl.int64) * stride_x + k_start + offs_k[None, :]
+    w_ptrs = weight_ptr + offs_n[:, None].to(tl.int64) * stride_w + k_start + offs_k[None, :]
     acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
     for start in range(k_start, k_end, BLOCK_K):  # a slice ends at a multiple of BLOCK_K, or at k
         if EVEN_K:
             x = tl.load(x_ptrs, mask=offs_m[:, None] < rows, other=0.0)
             w = tl.load(w_ptrs, mask=offs_n[:, None] < n, other=0.0)
         else:
-            in_k = start - k_start + offs_k[None, :] < k
+            in_k = start + offs_k[None, :] < k
             x = tl.load(x_ptrs, mask=(offs_m[:, None] < rows) & in_k, other=0.0)
             w = tl.load(w_ptrs, mask=(offs_n[:, None] < n) & in_k, other=0.0)
         acc = tl.dot(x, tl.trans(w), acc, input_precision=PRECISION)
@@ -85,22 +86,20 @@ def _tiled_kernel(x_ptr, weight_ptr, bias_ptr, out_ptr, rows, n, k, k_chunk, str
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=(offs_m[:, None] < rows) & (offs_n[None, :] < n))
 
 
-def _k_chunk(k: int, splits: int, tile: Tiles) -> int:
-    """Inputs per slice of K: a multiple of the K block, so that only the last slice ends short of one."""
-    return triton.cdiv(triton.cdiv(k, splits), tile.block_k) * tile.block_k
-
-
-def _launch(x, weight, bias, out, gelu, tile, k_chunk):
+def _launch(x, weight, bias, out, gelu, tile, chunk):
+    """``out`` [M, N] takes act(x @ weight^T + bias); [P, M, N] takes the partial products of P slices of K."""
+    if x.stride(-1) != 1 or weight.stride(-1) != 1:
+        raise InputError("the tiled GEMM needs x and weight contiguous in their last dimension")
     rows, k = x.shape
     n = weight.shape[0]
-    grid = (triton.cdiv(rows, tile.block_m) * triton.cdiv(n, tile.block_n), triton.cdiv(k, k_chunk))
+    grid = (triton.cdiv(rows, tile.block_m) * triton.cdiv(n, tile.block_n), triton.cdiv(k, chunk))
     parts = out.dim() == 3
     _tiled_kernel[grid](
-        x, weight, bias if bias is not None else x, out, rows, n, k, k_chunk, x.stride(0), weight.stride(0),
+        x, weight, bias if bias is not None else x, out, rows, n, k, chunk, x.stride(0), weight.stride(0),
         out.stride(-2), out.stride(0) if parts else 0, HAS_BIAS=bias is not None, GELU=gelu, PARTS=parts,
         BLOCK_M=tile.block_m, BLOCK_N=tile.block_n, BLOCK_K=tile.block_k, GROUP=GROUP_M,
         EVEN_K=k % tile.block_k == 0, PRECISION=dot_precision(x.dtype), num_warps=tile.warps, num_stages=tile.stages,
-        **gemm_launch_options(x, weight, k_chunk))
+        **gemm_launch_options(x, weight, chunk))
     return out
 
 
@@ -120,6 +119,6 @@ def tiled_split_k_linear(x, weight, splits: int, *, tile: Tiles | None = None):
     check_device(x, weight)
     tile = tile or tiles(len(x), *weight.shape)
     k = x.shape[1]
-    k_chunk = _k_chunk(k, splits, tile)
-    parts = torch.empty(triton.cdiv(k, k_chunk), len(x), len(weight), dtype=torch.float32, device=x.device)
-    return _launch(x, weight, None, parts, False, tile, k_chunk)
+    chunk = k_slice_width(k, splits, tile.block_k)
+    parts = torch.empty(triton.cdiv(k, chunk), len(x), len(weight), dtype=torch.float32, device=x.device)
+    return _launch(x, weight, None, parts, False, tile, chunk)

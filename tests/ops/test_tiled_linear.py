@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from fastbert import FastBert
+from fastbert.errors import InputError
 from fastbert.ops import linear as module
 from fastbert.ops.linear import linear, linear_reference
 from fastbert.ops.tiled_linear import Tiles, tiled_linear, tiled_split_k_linear
@@ -102,3 +103,11 @@ def test_the_model_with_tiled_gemms_gives_the_default_answer(tmp_path, monkeypat
     assert calls and all(rows > TUNED.few_rows for rows in calls)
     for ours, theirs in zip(tiled, default):
         assert_close_on_valid(ours.cpu(), theirs.cpu(), mask, TRITON_VS_TORCH_ATOL)
+
+
+def test_the_tiled_gemm_refuses_inputs_strided_in_k():
+    x, weight, bias, _ = make_args(70, 2 * 40, 33, torch.float32, "plain")
+    with pytest.raises(InputError, match="contiguous in their last dimension"):
+        tiled_linear(x[:, ::2], weight[:, :40].contiguous(), bias)
+    with pytest.raises(InputError, match="contiguous in their last dimension"):
+        tiled_split_k_linear(x[:, :40].contiguous(), weight[:, ::2], 2)
