@@ -34,13 +34,14 @@ class Tuning:
     dependent_launch_tokens: int     # ... in calls of up to this many tokens
 
 
-# A chain of Triton kernels launched as dependents is what lets the few-row GEMM pay up to 64 rows. The tiled GEMM
-# stays off until it has measured faster than cuBLAS in whole calls (benchmarks/NOTES.md, "Tiled GEMMs").
-HOPPER = Tuning(few_rows=64, tiled_rows=0, tiled_k_slice=768, split_k_rows=128, split_k_from=2048,
+# A chain of Triton kernels launched as dependents is what lets the few-row GEMM pay up to 64 rows, and the tiled
+# GEMM to 128: past that cuBLAS's GEMMs were faster in whole calls than the chain (benchmarks/NOTES.md, "Tiled GEMMs").
+HOPPER = Tuning(few_rows=64, tiled_rows=128, tiled_k_slice=384, split_k_rows=128, split_k_from=2048,
                 projected_attention_tokens=64, prune_from_tokens=128, pack_from_positions=2048,
                 pack_when_filled_below=0.6, dependent_launch=True, dependent_launch_tokens=128)
-# Without dependent launch the few-row kernel gains nothing over cuBLAS past 16 rows.
-PORTABLE = replace(HOPPER, few_rows=16, dependent_launch=False)
+# Without dependent launch the few-row kernel gains nothing over cuBLAS past 16 rows, and the tiled one, timed
+# alone, lost to cuBLAS.
+PORTABLE = replace(HOPPER, few_rows=16, tiled_rows=0, dependent_launch=False)
 TUNINGS = {"hopper": HOPPER, "portable": PORTABLE}
 
 
